@@ -1,0 +1,85 @@
+"""The dataset interface: an ordered collection of frame ids that loads `Frame`s, with named splits and an iterator
+that can skip bad frames (counting them and warning) instead of stopping."""
+
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Iterator, Sequence
+
+from ..frame import Frame
+
+log = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """A file of a dataset is missing or malformed; the message names the file and the problem."""
+
+
+class FrameDataset(abc.ABC):
+    """Frames of one dataset, addressed by string ids (e.g. "000042").
+
+    Subclasses implement `load(frame_id)` and `split_ids(name)`; everything else is shared.
+    """
+
+    #: short dataset name: "astyx", "zju", "synthetic"
+    name: str = "dataset"
+
+    def __init__(self, ids: Sequence[str]):
+        self.ids: list[str] = list(ids)
+        self.skipped: list[tuple[str, str]] = []  # (frame_id, reason) of frames skipped by iter_frames(skip_bad=True)
+
+    # -- to implement -----------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def load(self, frame_id: str) -> Frame:
+        """Load one frame; raise DatasetError (or FrameError) naming the file and the problem."""
+
+    @abc.abstractmethod
+    def split_ids(self, name: str) -> list[str]:
+        """Frame ids of a named split ("train", "val", "test", "full", ...); KeyError for an unknown split."""
+
+    #: names accepted by split_ids()
+    splits: tuple[str, ...] = ()
+
+    # -- shared -----------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> Frame:
+        return self.load(self.ids[i])
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.iter_frames(skip_bad=False)
+
+    def subset(self, ids: Sequence[str]) -> "FrameDataset":
+        """A view of this dataset restricted to `ids` (kept in the given order)."""
+        missing = [i for i in ids if i not in set(self.ids)]
+        if missing:
+            raise KeyError(f"{self.name}: unknown frame id(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view.ids = list(ids)
+        view.skipped = []
+        return view
+
+    def split(self, name: str) -> "FrameDataset":
+        """The named split as a dataset view (only ids present in this dataset are kept)."""
+        present = set(self.ids)
+        return self.subset([i for i in self.split_ids(name) if i in present])
+
+    def iter_frames(self, skip_bad: bool = False) -> Iterator[Frame]:
+        """Yield frames in order. With skip_bad, a frame that fails to load is skipped, recorded in `self.skipped`
+        and logged as a warning; a summary warning with the count is logged at the end."""
+        self.skipped = []
+        for fid in self.ids:
+            try:
+                frame = self.load(fid)
+            except (DatasetError, ValueError, OSError) as exc:
+                if not skip_bad:
+                    raise
+                self.skipped.append((fid, str(exc)))
+                log.warning("%s: skipping frame %s: %s", self.name, fid, exc)
+                continue
+            yield frame
+        if self.skipped:
+            log.warning("%s: skipped %d of %d frame(s)", self.name, len(self.skipped), len(self.ids))
