@@ -91,3 +91,52 @@ def sparse_depth_map(uv: np.ndarray, depth: np.ndarray, width: int, height: int)
     np.minimum.at(out, rows * width + cols, d)  # z-buffer: nearest point wins each pixel
     out[np.isinf(out)] = 0.0
     return out.reshape(height, width)
+
+
+def filter_occluded(uv: np.ndarray, depth: np.ndarray, width: int, height: int, window: int = 7,
+                    rel_margin: float = 0.1, abs_margin: float = 1.0) -> np.ndarray:
+    """Keep-mask (N bool) that drops projected points hidden from the camera (optional; off by default everywhere).
+
+    A LiDAR mounted apart from the camera sees surfaces the camera does not: after projection such a background
+    point lands next to (or among) the points of the foreground object that hides it. Rule (image-space z-buffer
+    test): a point is occluded when a window x window pixel neighbourhood of the z-buffered sparse depth map holds a
+    point nearer by more than max(abs_margin m, rel_margin * nearer depth). The neighbourhood minimum is an OpenCV
+    erosion of the depth map. The window should be a few pixels, smaller than the gap between LiDAR beams in the
+    image; otherwise points below a beam (usually nearer ground) would hide the points above them.
+    """
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window: expected a positive odd number of pixels, got {window}")
+    uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+    d = np.asarray(depth, dtype=np.float64).reshape(-1)
+    keep = np.zeros(len(d), dtype=bool)
+    ok = in_image_mask(uv, width, height) & np.isfinite(d) & (d > 0)
+    if not ok.any():
+        return keep
+    zbuf = sparse_depth_map(uv[ok], d[ok], width, height)
+    big = np.float32(1e9)
+    zmin = cv2.erode(np.where(zbuf > 0, zbuf, big), np.ones((window, window), np.uint8),
+                     borderType=cv2.BORDER_CONSTANT, borderValue=float(big))
+    cols = np.rint(uv[ok, 0]).astype(np.int64)
+    rows = np.rint(uv[ok, 1]).astype(np.int64)
+    nearest = zmin[rows, cols].astype(np.float64)
+    keep[ok] = d[ok] <= nearest + np.maximum(abs_margin, rel_margin * nearest)
+    return keep
+
+
+def lidar_depth_map(frame, occlusion_filter: bool = False, max_depth: float = np.inf, **filter_kwargs) -> np.ndarray:
+    """Sparse LiDAR ground truth of a frame: H x W float32 metres, 0 = no point (labels and evaluation).
+
+    The frame's LiDAR is projected with T_cam_lidar and the camera's distortion and z-buffered (nearest point wins a
+    pixel). occlusion_filter=True first drops points hidden from the camera (`filter_occluded`, keyword arguments
+    passed on); it is off by default so numbers stay comparable with the paper, which evaluates on the raw projection.
+    A frame without LiDAR gives an all-zero map.
+    """
+    h, w = frame.height, frame.width
+    if frame.lidar is None or len(frame.lidar) == 0:
+        return np.zeros((h, w), np.float32)
+    p = project_to_image(frame.lidar, frame.T_cam_lidar, frame.camera, max_depth=max_depth)
+    uv, d = p.uv, p.depth
+    if occlusion_filter and len(p):
+        keep = filter_occluded(uv, d, w, h, **filter_kwargs)
+        uv, d = uv[keep], d[keep]
+    return sparse_depth_map(uv, d, w, h)

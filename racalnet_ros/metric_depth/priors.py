@@ -1,0 +1,121 @@
+"""Monocular priors: one interface, `prior.predict(frame) -> H x W float32 relative inverse depth` (larger = nearer,
+unknown scale and shift) at the frame's full image resolution. Networks are frozen (eval mode, no gradients).
+
+Sources:
+  DepthAnythingV2Prior   Depth Anything V2 through transformers (`AutoModelForDepthEstimation` + `AutoImageProcessor`)
+                         from a Hugging Face id or a local folder (default depth-anything/Depth-Anything-V2-Small-hf);
+                         device-aware, optional fp16 on CUDA.
+  PrecomputedPrior       a folder of `<frame_id>.npy` maps (any size, resized bilinearly), e.g. Astyx mono_fastdepth.
+  FramePrior             `frame.prior` as delivered with the frame: the synthetic generator's simulated prior and the
+                         ROS topic prior arrive this way.
+`make_prior(spec)` parses "precomputed:DIR" | "depth-anything-v2[:ID_OR_PATH]" | "synthetic" | "frame".
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..frame import Frame, FrameError
+
+DEFAULT_DEPTH_ANYTHING = "depth-anything/Depth-Anything-V2-Small-hf"
+
+
+class MonocularPrior(abc.ABC):
+    """Relative inverse depth of a frame's image, H x W float32 at the image's resolution."""
+
+    name: str = "prior"
+
+    @abc.abstractmethod
+    def predict(self, frame: Frame) -> np.ndarray:
+        """H x W float32 relative inverse depth (finite)."""
+
+    def __call__(self, frame: Frame) -> np.ndarray:
+        return self.predict(frame)
+
+
+class FramePrior(MonocularPrior):
+    """Uses `frame.prior` (simulated prior of synthetic frames, prior topic of the ROS node)."""
+
+    name = "frame"
+
+    def predict(self, frame: Frame) -> np.ndarray:
+        if frame.prior is None:
+            raise FrameError(f"prior: frame {frame.frame_id!r} carries no prior (frame.prior is None); choose another "
+                             "prior source (precomputed:DIR or depth-anything-v2)")
+        return np.asarray(frame.prior, np.float32)
+
+
+class PrecomputedPrior(MonocularPrior):
+    """A folder of `<frame_id>.npy` relative inverse-depth maps, resized bilinearly to the image size."""
+
+    name = "precomputed"
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise FileNotFoundError(f"precomputed prior: folder {self.directory} does not exist")
+
+    def predict(self, frame: Frame) -> np.ndarray:
+        from ..datasets.priors import load_precomputed_prior  # DatasetError naming the file when it is missing
+
+        return load_precomputed_prior(self.directory, frame.frame_id, (frame.height, frame.width))
+
+
+class DepthAnythingV2Prior(MonocularPrior):
+    """Depth Anything V2 (relative head) via transformers, frozen. `model` is a Hugging Face id or a local folder
+    holding config.json, the weights and preprocessor_config.json. The network's output (relative inverse depth at
+    the processor's resolution) is resized bilinearly to the image size on the device."""
+
+    name = "depth-anything-v2"
+
+    def __init__(self, model: str = DEFAULT_DEPTH_ANYTHING, device: str = "cpu", fp16: bool = False):
+        import torch
+        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+        self.model_id = str(model)
+        self.device = torch.device(device)
+        self.fp16 = bool(fp16) and self.device.type == "cuda"  # fp16 only on CUDA; CPU stays fp32
+        try:
+            self.processor = AutoImageProcessor.from_pretrained(self.model_id)
+            net = AutoModelForDepthEstimation.from_pretrained(self.model_id)
+        except OSError as exc:
+            raise FileNotFoundError(
+                f"depth-anything-v2: cannot load {self.model_id!r} (a Hugging Face id needs the weights in the local "
+                f"cache or network access; a folder needs config.json, weights and preprocessor_config.json): {exc}"
+            ) from exc
+        net.eval().requires_grad_(False)
+        self.net = net.to(self.device, dtype=torch.float16 if self.fp16 else torch.float32)
+
+    def predict(self, frame: Frame) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        inputs = self.processor(images=frame.image, return_tensors="pt")
+        pixels = inputs["pixel_values"].to(self.device, dtype=next(self.net.parameters()).dtype)  # 1 x 3 x h x w
+        with torch.inference_mode():
+            rel = self.net(pixel_values=pixels).predicted_depth  # 1 x h x w, relative inverse depth
+            rel = F.interpolate(rel[:, None].float(), size=(frame.height, frame.width), mode="bilinear",
+                                align_corners=False)[0, 0]  # H x W
+        return rel.cpu().numpy().astype(np.float32)
+
+
+def make_prior(spec: str, device: str = "cpu", fp16: bool = False) -> Optional[MonocularPrior]:
+    """Build a prior from a spec string:
+    "frame" | "synthetic" (frame.prior) ; "precomputed:DIR" ; "depth-anything-v2" | "depth-anything-v2:ID_OR_PATH"."""
+    spec = (spec or "frame").strip()
+    kind, _, arg = spec.partition(":")
+    kind = kind.lower()
+    if kind in ("frame", "synthetic", "topic"):
+        return FramePrior()
+    if kind == "precomputed":
+        if not arg:
+            raise ValueError("prior: 'precomputed' needs a folder, e.g. precomputed:/data/astyx/mono_fastdepth")
+        return PrecomputedPrior(arg)
+    if kind in ("depth-anything-v2", "depth_anything_v2", "dav2"):
+        return DepthAnythingV2Prior(arg or DEFAULT_DEPTH_ANYTHING, device=device, fp16=fp16)
+    raise ValueError(f"prior: unknown source {spec!r}; use frame | synthetic | precomputed:DIR | "
+                     "depth-anything-v2[:ID_OR_PATH]")

@@ -1,0 +1,201 @@
+"""Configuration of the Radar Recalibration module (paper section III-A) as plain dataclasses.
+
+`ModelConfig` builds the network (two presets of the same code: "paper" and "small"), `LabelConfig` holds the label
+parameters of Eq. 4-8 (per-dataset defaults, see `LABEL_DEFAULTS` and docs/recalibration.md for the reasoning) and
+`TrainConfig` the optimisation settings. All three round-trip through JSON (`to_dict` / `from_dict`), which is how a
+checkpoint records the configuration that built it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+#: Per-point radar feature groups understood by `features.radar_point_features` (see there for the columns).
+FEATURE_GROUPS = ("xyz", "depth", "uv", "doppler", "power")
+
+
+def _from_dict(cls, d: dict[str, Any], what: str):
+    """Build dataclass `cls` from a dict; unknown or missing keys raise ValueError naming them."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"{what}: unknown key(s) {unknown} (this code knows {sorted(names)})")
+    kw = {}
+    for f in fields(cls):
+        if f.name in d:
+            v = d[f.name]
+            kw[f.name] = tuple(v) if isinstance(v, list) else v
+    return cls(**kw)
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of RecalibrationNet.
+
+    backbone: torchvision ResNet ("resnet34" as in the paper, or "resnet18"); num_stages: how many residual stages
+      (layer1..layer4) are used, the FPN runs over exactly these; fpn_channels: FPN width; cbam: channel + spatial
+      attention on the fused map;
+    radar_mlp: hidden sizes of the radar encoder (paper: 32-64-128-256-512);
+    attn_dim / attn_heads: width and heads of the fusion attention; num_layers: stacked (self-attention,
+      cross-attention) pairs; head_hidden: hidden width of the two-layer heads;
+    input_width: the working image width in pixels (height follows the aspect ratio, rounded to a multiple of 32);
+    roi_box: side of the square region of interest around each projected point, in working-resolution pixels;
+      roi_size: roi_align output side, i.e. roi_size**2 tokens per point;
+    features: radar feature groups (subset of FEATURE_GROUPS); max_range: metres, scales positions and depth;
+    disp_norm: full-resolution pixels per unit of the displacement head's output (the head regresses
+      displacement / disp_norm, the loss is computed in those units);
+    pretrained: "" (random init), "imagenet" (torchvision weight enum, needs the network once) or a path to a
+      torchvision ResNet state dict.
+    """
+
+    backbone: str = "resnet34"
+    num_stages: int = 4
+    fpn_channels: int = 256
+    cbam: bool = True
+    radar_mlp: tuple[int, ...] = (32, 64, 128, 256, 512)
+    attn_dim: int = 256
+    attn_heads: int = 8
+    num_layers: int = 2
+    head_hidden: int = 128
+    input_width: int = 640
+    roi_box: float = 32.0
+    roi_size: int = 4
+    features: tuple[str, ...] = FEATURE_GROUPS
+    max_range: float = 100.0
+    disp_norm: float = 16.0
+    dropout: float = 0.0
+    pretrained: str = ""
+
+    def __post_init__(self) -> None:
+        self.radar_mlp = tuple(int(x) for x in self.radar_mlp)
+        self.features = tuple(self.features)
+        bad = [f for f in self.features if f not in FEATURE_GROUPS]
+        if bad:
+            raise ValueError(f"ModelConfig.features: unknown group(s) {bad}; choose from {FEATURE_GROUPS}")
+        if self.backbone not in ("resnet18", "resnet34"):
+            raise ValueError(f"ModelConfig.backbone: expected resnet18 or resnet34, got {self.backbone!r}")
+        if not 1 <= self.num_stages <= 4:
+            raise ValueError(f"ModelConfig.num_stages: expected 1..4, got {self.num_stages}")
+        if self.attn_dim % self.attn_heads:
+            raise ValueError(f"ModelConfig.attn_dim ({self.attn_dim}) must be divisible by attn_heads "
+                             f"({self.attn_heads})")
+
+    @classmethod
+    def preset(cls, name: str) -> "ModelConfig":
+        """"paper": the sizes of section III-A; "small": the same code, narrow and shallow enough to train on a
+        2-core CPU and run under ~100 ms per 640x480 frame; "tiny": only for tests."""
+        if name == "paper":
+            return cls()
+        if name == "small":
+            return cls(backbone="resnet18", num_stages=2, fpn_channels=64, radar_mlp=(32, 64, 128), attn_dim=64,
+                       attn_heads=4, num_layers=1, head_hidden=64, input_width=320, roi_box=24.0, roi_size=4)
+        if name == "tiny":
+            return cls(backbone="resnet18", num_stages=1, fpn_channels=16, radar_mlp=(16, 32), attn_dim=32,
+                       attn_heads=2, num_layers=1, head_hidden=32, input_width=128, roi_box=16.0, roi_size=3)
+        raise ValueError(f"unknown model preset {name!r}; choose paper, small or tiny")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        return _from_dict(cls, d, "model config")
+
+
+@dataclass
+class LabelConfig:
+    """Label parameters of Eq. 4-8 (all pixel sizes at the frame's full resolution, (height, width)).
+
+    conf_window: neighbourhood N(p) of Eq. 4; n_min: minimum count of consistent LiDAR pixels for label 1;
+    tau_min (m) and alpha: adaptive threshold tau(d) = max(tau_min, alpha * d) of Eq. 5;
+    search_window: the larger neighbourhood S(p) of Eq. 7; slide_window: the sliding window W(q) of Eq. 7-8;
+    disp_min_count: a point gets a displacement label only if its best window holds at least this many consistent
+      LiDAR pixels (default: n_min).
+    """
+
+    conf_window: tuple[int, int] = (7, 7)
+    n_min: int = 3
+    tau_min: float = 0.5
+    alpha: float = 0.05
+    search_window: tuple[int, int] = (31, 31)
+    slide_window: tuple[int, int] = (7, 7)
+    disp_min_count: int | None = None
+
+    def __post_init__(self) -> None:
+        self.conf_window = tuple(int(x) for x in self.conf_window)
+        self.search_window = tuple(int(x) for x in self.search_window)
+        self.slide_window = tuple(int(x) for x in self.slide_window)
+        for name in ("conf_window", "search_window", "slide_window"):
+            w = getattr(self, name)
+            if len(w) != 2 or min(w) < 1 or w[0] % 2 == 0 or w[1] % 2 == 0:
+                raise ValueError(f"LabelConfig.{name}: expected two odd positive sizes (height, width), got {w}")
+        if self.slide_window[0] > self.search_window[0] or self.slide_window[1] > self.search_window[1]:
+            raise ValueError(f"LabelConfig.slide_window {self.slide_window} must fit in search_window "
+                             f"{self.search_window}")
+        if self.n_min < 1:
+            raise ValueError(f"LabelConfig.n_min must be >= 1, got {self.n_min}")
+
+    @property
+    def min_disp_count(self) -> int:
+        return self.n_min if self.disp_min_count is None else int(self.disp_min_count)
+
+    def tau(self, depth):
+        """Eq. 5: adaptive depth tolerance in metres for a radar range `depth` (array or float)."""
+        import numpy as np
+        return np.maximum(self.tau_min, self.alpha * np.asarray(depth, dtype=np.float32))
+
+    @classmethod
+    def for_dataset(cls, name: str) -> "LabelConfig":
+        """Documented per-dataset defaults (reasoning in docs/recalibration.md)."""
+        try:
+            return cls(**LABEL_DEFAULTS[name])
+        except KeyError:
+            raise ValueError(f"no label defaults for dataset {name!r}; known: {sorted(LABEL_DEFAULTS)}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LabelConfig":
+        return _from_dict(cls, d, "label config")
+
+
+#: Per-dataset label defaults. Astyx: 2048x618 image, VLP-16 beams ~60 px apart vertically and ~6 px apart
+#: horizontally, so N(p) is tall (61 px reaches the nearest beam from anywhere) and narrow; the search window adds
+#: one more beam spacing. ZJU (RoboSense M1, dense, 1280x720) uses square windows. Synthetic (640x480, 32 beams over
+#: 40 deg, fy ~457 px): beams ~10 px apart, azimuth step ~2.4 px, so N(p) is 11 x 9; the search window (51 x 51)
+#: covers the simulated calibration + elevation + time-offset errors (up to ~20 px).
+LABEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "astyx": dict(conf_window=(61, 15), n_min=2, tau_min=0.5, alpha=0.05, search_window=(121, 45),
+                  slide_window=(61, 15)),
+    "zju": dict(conf_window=(9, 9), n_min=3, tau_min=0.5, alpha=0.05, search_window=(41, 41), slide_window=(9, 9)),
+    "synthetic": dict(conf_window=(11, 9), n_min=3, tau_min=0.5, alpha=0.05, search_window=(51, 51),
+                      slide_window=(11, 9)),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (paper section IV-B: Adam(0.9, 0.999), step-wise decay, flip + colour jitter)."""
+
+    epochs: int = 60
+    batch_size: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_step: int = 20
+    lr_gamma: float = 0.5
+    disp_weight: float = 1.0          # lambda of Eq. 10
+    pos_weight: float = 1.0           # BCE weight of positive labels (1 = plain Eq. 6)
+    flip_prob: float = 0.5
+    jitter: float = 0.3               # brightness/contrast/saturation jitter strength (0 = off)
+    max_points: int = 1024            # random subset of points per frame during training (0 = all)
+    seed: int = 0
+    workers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        return _from_dict(cls, d, "train config")

@@ -1,0 +1,57 @@
+"""CamRad-Fusion (paper section III-A-1, Eq. 1-2): stacked attention layers over the radar points of a frame.
+
+Each layer is pre-norm:  x += SA(x)  (self-attention among the frame's points, Eq. 1, padding masked),
+                         x += CA(x, patch tokens)  (each point's radar feature is the single query; its own ROI patch
+                                                    tokens are keys and values, Eq. 2),
+                         x += FFN(x).
+Cost: cross-attention and FFN are linear in the number of points N; self-attention is O(N^2) in time and memory
+(dense softmax attention through torch's scaled_dot_product_attention). At 4,000 points this is still a few
+milliseconds for the small preset (see docs/benchmarks/recalibration.md).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class FusionLayer(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm_sa = nn.LayerNorm(dim)
+        self.self_attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm_ca = nn.LayerNorm(dim)
+        self.norm_tokens = nn.LayerNorm(dim)
+        self.cross_attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm_ffn = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor, tokens: torch.Tensor,
+                b_idx: torch.Tensor, n_idx: torch.Tensor) -> torch.Tensor:
+        """x: B x N x D radar features; padding: B x N bool, True = padded slot (ignored as a key);
+        tokens: P x T x D patch tokens of the P valid points, listed by (b_idx, n_idx) (P each)."""
+        h = self.norm_sa(x)
+        x = x + self.self_attn(h, h, h, key_padding_mask=padding, need_weights=False)[0]       # Eq. 1
+        q = self.norm_ca(x)[b_idx, n_idx].unsqueeze(1)                                          # P x 1 x D
+        kv = self.norm_tokens(tokens)                                                           # P x T x D
+        ca = self.cross_attn(q, kv, kv, need_weights=False)[0].squeeze(1)                      # Eq. 2, P x D
+        x = x + torch.zeros_like(x).index_put((b_idx, n_idx), ca)
+        return x + self.ffn(self.norm_ffn(x))
+
+
+class CamRadFusion(nn.Module):
+    def __init__(self, dim: int, heads: int, num_layers: int, dropout: float = 0.0):
+        super().__init__()
+        self.layers = nn.ModuleList([FusionLayer(dim, heads, dropout) for _ in range(num_layers)])
+
+    def forward(self, x, valid, tokens, b_idx, n_idx):
+        """valid: B x N bool (True = a real point). Returns B x N x D (padded slots carry no meaning)."""
+        padding = ~valid
+        # a frame with no point at all would mask every key and make softmax NaN: unmask one dummy slot
+        empty = valid.sum(1) == 0
+        if empty.any():
+            padding = padding.clone()
+            padding[empty, 0] = False
+        for layer in self.layers:
+            x = layer(x, padding, tokens, b_idx, n_idx)
+        return x

@@ -1,0 +1,347 @@
+"""sensor_msgs <-> numpy, and synced messages -> `Frame`. Conversions happen here once, at the edge.
+
+Hand-written on purpose: cv_bridge and sensor_msgs_py are not on PyPI (the tests run on the PyPI ROS wheels), and
+these few numpy views are all the node needs. Incoming data is viewed, not copied, where the layout allows it
+(`np.frombuffer` on the message's byte array); outgoing arrays are copied once into the message's `array('B')` buffer
+(assigning bytes/lists instead would make rosidl's field check walk every byte in Python).
+
+Every malformed input raises `ConversionError` whose message names the message field at fault.
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+from typing import Mapping, Optional, Sequence
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+
+from ..frame import RADAR_OPTIONAL, RADAR_XYZ, CameraModel, Frame, FrameError, RadarAnchors
+
+
+class ConversionError(ValueError):
+    """A ROS message that cannot be converted; the message names the field (e.g. "image.encoding")."""
+
+
+#: encoding -> (numpy dtype, channels). The set the node accepts (sensor_msgs/image_encodings.hpp names).
+IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+
+#: PointField.datatype -> numpy dtype (sensor_msgs/PointField constants INT8=1 ... FLOAT64=8).
+POINTFIELD_DTYPES: dict[int, np.dtype] = {
+    PointField.INT8: np.dtype(np.int8), PointField.UINT8: np.dtype(np.uint8),
+    PointField.INT16: np.dtype(np.int16), PointField.UINT16: np.dtype(np.uint16),
+    PointField.INT32: np.dtype(np.int32), PointField.UINT32: np.dtype(np.uint32),
+    PointField.FLOAT32: np.dtype(np.float32), PointField.FLOAT64: np.dtype(np.float64),
+}
+
+_BIG_ENDIAN_HOST = sys.byteorder == "big"
+
+
+def stamp_to_sec(stamp) -> float:
+    """builtin_interfaces/Time -> float seconds."""
+    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+
+
+def _byte_array(buf: np.ndarray) -> array.array:
+    """One copy of a contiguous numpy array into the array('B') that rosidl message byte fields hold."""
+    out = array.array("B")
+    out.frombytes(np.ascontiguousarray(buf).reshape(-1).view(np.uint8).data)
+    return out
+
+
+def _as_uint8(data) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8) if len(data) else np.zeros(0, np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------------- images
+def image_to_array(msg: Image, name: str = "image") -> np.ndarray:
+    """Image -> H x W (1 channel) or H x W x C array in native byte order. A view on msg.data when the byte order
+    is native (row padding is skipped by striding, not copying)."""
+    enc = msg.encoding
+    if enc not in IMAGE_ENCODINGS:
+        raise ConversionError(f"{name}.encoding: unsupported encoding {enc!r}; supported: {', '.join(IMAGE_ENCODINGS)}")
+    dtype, channels = IMAGE_ENCODINGS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0:
+        raise ConversionError(f"{name}: empty image ({w}x{h})")
+    row_bytes = w * channels * dtype.itemsize
+    if step < row_bytes:
+        raise ConversionError(f"{name}.step: {step} bytes is less than width * bytes per pixel = {row_bytes}")
+    buf = _as_uint8(msg.data)
+    if buf.size < step * (h - 1) + row_bytes:
+        raise ConversionError(f"{name}.data: {buf.size} bytes, expected {step * h} (step {step} x height {h})")
+    rows = np.lib.stride_tricks.as_strided(buf, shape=(h, row_bytes), strides=(step, 1))
+    big = bool(msg.is_bigendian)
+    arr = rows.view(dtype.newbyteorder(">" if big else "<")).reshape(h, w, channels)
+    if dtype.itemsize > 1 and big != _BIG_ENDIAN_HOST:
+        arr = arr.astype(dtype)  # foreign byte order: one copy into native order
+    return arr[:, :, 0] if channels == 1 else arr
+
+
+def image_to_rgb(msg: Image, name: str = "image") -> np.ndarray:
+    """Colour (or mono) Image -> H x W x 3 uint8 RGB, contiguous (what `Frame.image` holds)."""
+    arr = image_to_array(msg, name)
+    enc = msg.encoding
+    if enc == "rgb8":
+        return np.ascontiguousarray(arr)
+    if enc == "bgr8":
+        return np.ascontiguousarray(arr[:, :, ::-1])
+    if enc == "rgba8":
+        return np.ascontiguousarray(arr[:, :, :3])
+    if enc == "bgra8":
+        return np.ascontiguousarray(arr[:, :, 2::-1])
+    if enc == "mono8":
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if enc in ("mono16",):
+        return np.repeat((arr >> 8).astype(np.uint8)[:, :, None], 3, axis=2)
+    raise ConversionError(f"{name}.encoding: {enc!r} is not a colour or mono image (expected rgb8, bgr8, rgba8, "
+                          f"bgra8, mono8 or mono16)")
+
+
+def array_to_image(arr: np.ndarray, encoding: str, header=None) -> Image:
+    """H x W (x C) array -> Image with `encoding`, tightly packed rows, host byte order."""
+    if encoding not in IMAGE_ENCODINGS:
+        raise ConversionError(f"encoding: unsupported {encoding!r}; supported: {', '.join(IMAGE_ENCODINGS)}")
+    dtype, channels = IMAGE_ENCODINGS[encoding]
+    arr = np.asarray(arr)
+    shape_ok = (arr.ndim == 2 and channels == 1) or (arr.ndim == 3 and arr.shape[2] == channels)
+    if not shape_ok:
+        raise ConversionError(f"array: shape {arr.shape} does not fit encoding {encoding} ({channels} channel(s))")
+    if arr.dtype != dtype:
+        raise ConversionError(f"array: dtype {arr.dtype} does not fit encoding {encoding} ({dtype})")
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = int(_BIG_ENDIAN_HOST)
+    msg.step = int(arr.shape[1] * channels * dtype.itemsize)
+    msg.data = _byte_array(arr)
+    return msg
+
+
+def prior_from_image(msg: Image, name: str = "prior") -> np.ndarray:
+    """Relative inverse depth Image (32FC1) -> H x W float32 (a view when possible)."""
+    if msg.encoding != "32FC1":
+        raise ConversionError(f"{name}.encoding: expected 32FC1 relative inverse depth, got {msg.encoding!r}")
+    return image_to_array(msg, name)
+
+
+# ---------------------------------------------------------------------------------------------------- point clouds
+def pointcloud2_dtype(msg: PointCloud2, name: str = "cloud") -> np.dtype:
+    """The structured dtype of one point (all fields, their offsets, itemsize = point_step, message byte order)."""
+    order = ">" if msg.is_bigendian else "<"
+    names, formats, offsets = [], [], []
+    for f in msg.fields:
+        if f.datatype not in POINTFIELD_DTYPES:
+            raise ConversionError(f"{name}.fields[{f.name}].datatype: unknown PointField datatype {f.datatype}")
+        if f.name in names:
+            raise ConversionError(f"{name}.fields: duplicate field {f.name!r}")
+        base = POINTFIELD_DTYPES[f.datatype].newbyteorder(order)
+        count = max(int(f.count), 1)
+        names.append(f.name)
+        formats.append(base if count == 1 else np.dtype((base, (count,))))
+        offsets.append(int(f.offset))
+        end = int(f.offset) + base.itemsize * count
+        if end > msg.point_step:
+            raise ConversionError(f"{name}.fields[{f.name}]: ends at byte {end}, beyond point_step {msg.point_step}")
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": int(msg.point_step)})
+
+
+def pointcloud2_to_array(msg: PointCloud2, field_names: Optional[Sequence[str]] = None, skip_nans: bool = True,
+                         name: str = "cloud") -> np.ndarray:
+    """PointCloud2 -> structured array (N,) with `field_names` (default: all fields), in native byte order.
+
+    Rows padded beyond width * point_step (row_step) are handled; points with NaN/inf in any selected float field
+    are dropped when `skip_nans`. Raises ConversionError naming a missing field and listing the available ones.
+    """
+    dtype = pointcloud2_dtype(msg, name)
+    if field_names is None:
+        field_names = list(dtype.names or ())
+    missing = [f for f in field_names if f not in (dtype.names or ())]
+    if missing:
+        raise ConversionError(f"{name}: missing field(s) {missing}; the cloud has {list(dtype.names or ())}")
+    h, w, ps, rs = int(msg.height), int(msg.width), int(msg.point_step), int(msg.row_step)
+    n = h * w
+    buf = _as_uint8(msg.data)
+    if n == 0:
+        pts = np.zeros(0, dtype)
+    else:
+        if ps <= 0:
+            raise ConversionError(f"{name}.point_step: must be positive, got {ps}")
+        if rs < w * ps:
+            raise ConversionError(f"{name}.row_step: {rs} is less than width * point_step = {w * ps}")
+        if buf.size < rs * (h - 1) + w * ps:
+            raise ConversionError(f"{name}.data: {buf.size} bytes, expected {rs * h} (row_step {rs} x height {h})")
+        if rs == w * ps or h == 1:
+            pts = np.frombuffer(buf.data, dtype=dtype, count=n)  # zero-copy view
+        else:  # padded rows: drop the padding (one copy)
+            rows = np.lib.stride_tricks.as_strided(buf, shape=(h, w * ps), strides=(rs, 1))
+            pts = np.ascontiguousarray(rows).view(dtype).reshape(n)
+    out_dtype = np.dtype([(f, dtype.fields[f][0].newbyteorder("=")) for f in field_names])
+    out = np.empty(len(pts), out_dtype)
+    for f in field_names:
+        out[f] = pts[f]
+    if skip_nans and len(out):
+        ok = np.ones(len(out), bool)
+        for f in field_names:
+            if out.dtype[f].base.kind == "f":
+                col = out[f]
+                ok &= np.isfinite(col) if col.ndim == 1 else np.isfinite(col).all(axis=1)
+        if not ok.all():
+            out = out[ok]
+    return out
+
+
+def radar_from_pointcloud2(msg: PointCloud2, field_map: Mapping[str, str],
+                           name: str = "radar") -> tuple[np.ndarray, tuple[str, ...], int]:
+    """Radar cloud -> (N x C float32, canonical column names, number of NaN points dropped).
+
+    `field_map` maps canonical names (x, y, z, doppler, power) to the cloud's field names; an empty value means
+    "not used" (x, y, z are required). Columns come out as x, y, z, then the optional ones in canonical order.
+    """
+    canon = [c for c in RADAR_XYZ + RADAR_OPTIONAL if field_map.get(c, "")]
+    for c in RADAR_XYZ:
+        if c not in canon:
+            raise ConversionError(f"radar.field.{c}: must name a field of the radar cloud")
+    src = [field_map[c] for c in canon]
+    dtype = pointcloud2_dtype(msg, name)
+    avail = list(dtype.names or ())
+    missing = [(c, s) for c, s in zip(canon, src) if s not in avail]
+    if missing:
+        desc = ", ".join(f"radar.field.{c}={s!r}" for c, s in missing)
+        raise ConversionError(f"{name}: cloud has no field for {desc}; available fields: {avail}")
+    total = int(msg.height) * int(msg.width)
+    pts = pointcloud2_to_array(msg, src, skip_nans=True, name=name)
+    radar = np.empty((len(pts), len(src)), np.float32)
+    for i, s in enumerate(src):
+        col = pts[s]
+        if col.ndim != 1:
+            raise ConversionError(f"{name}.fields[{s}]: count must be 1 for a radar column")
+        radar[:, i] = col
+    return radar, tuple(canon), total - len(pts)
+
+
+def array_to_pointcloud2(columns: Mapping[str, np.ndarray], header=None) -> PointCloud2:
+    """Columns of equal length (name -> N values) -> unorganised PointCloud2 (height 1) with float32 fields."""
+    names = list(columns)
+    n = len(next(iter(columns.values()))) if names else 0
+    for k in names:
+        if np.asarray(columns[k]).shape != (n,):
+            raise ConversionError(f"columns[{k}]: expected shape ({n},), got {np.asarray(columns[k]).shape}")
+    arr = np.empty(n, np.dtype([(k, "<f4") for k in names]))
+    for k in names:
+        arr[k] = columns[k]
+    msg = PointCloud2()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = 1, n
+    msg.fields = [PointField(name=k, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, k in enumerate(names)]
+    msg.is_bigendian = False
+    msg.point_step = 4 * len(names)
+    msg.row_step = msg.point_step * n
+    msg.is_dense = True
+    msg.data = _byte_array(arr)
+    return msg
+
+
+# ------------------------------------------------------------------------------------------------------- cameras
+#: distortion_model -> accepted numbers of coefficients (OpenCV order k1, k2, p1, p2, k3[, k4, k5, k6]).
+DISTORTION_MODELS = {"plumb_bob": (4, 5), "rational_polynomial": (8,)}
+
+
+def camera_info_to_model(msg: CameraInfo, name: str = "camera_info") -> CameraModel:
+    """CameraInfo -> CameraModel (K, OpenCV distortion). All-zero D (or none) means no distortion."""
+    K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    if not np.any(K):
+        raise ConversionError(f"{name}.k: all zeros (uncalibrated camera)")
+    d = np.asarray(msg.d, dtype=np.float64).reshape(-1)
+    model = msg.distortion_model
+    if d.size == 0 or not np.any(d):
+        dist = np.zeros(0)
+        model = model if model in DISTORTION_MODELS else "plumb_bob"
+    elif model in DISTORTION_MODELS:
+        if d.size not in DISTORTION_MODELS[model]:
+            raise ConversionError(f"{name}.d: {model} expects {' or '.join(map(str, DISTORTION_MODELS[model]))} "
+                                  f"coefficients, got {d.size}")
+        dist = d
+    else:
+        raise ConversionError(f"{name}.distortion_model: unsupported {model!r} with non-zero D; "
+                              f"supported: {', '.join(DISTORTION_MODELS)}")
+    try:
+        return CameraModel(K, int(msg.width), int(msg.height), dist, model)
+    except FrameError as e:
+        raise ConversionError(f"{name}: {e}") from None
+
+
+# --------------------------------------------------------------------------------------------------------- frames
+def messages_to_frame(image: Image, cloud: PointCloud2, info: CameraInfo, T_cam_radar: np.ndarray,
+                      field_map: Mapping[str, str], prior: Optional[Image] = None) -> tuple[Frame, int]:
+    """Synced messages -> (Frame, NaN radar points dropped). Raises ConversionError / FrameError naming the field."""
+    camera = camera_info_to_model(info)
+    if (int(image.width), int(image.height)) != (camera.width, camera.height):
+        raise ConversionError(f"image: size {image.width}x{image.height} differs from camera_info's "
+                              f"{camera.width}x{camera.height}")
+    rgb = image_to_rgb(image)
+    radar, names, dropped = radar_from_pointcloud2(cloud, field_map)
+    prior_arr = None
+    if prior is not None:
+        prior_arr = prior_from_image(prior)
+        if prior_arr.shape != rgb.shape[:2]:
+            raise ConversionError(f"prior: size {prior.width}x{prior.height} differs from the image's "
+                                  f"{image.width}x{image.height}")
+    stamp = stamp_to_sec(image.header.stamp)
+    frame = Frame(image=rgb, camera=camera, radar=radar, T_cam_radar=T_cam_radar, radar_fields=names,
+                  prior=prior_arr, stamp=stamp, frame_id=f"{image.header.frame_id}@{stamp:.9f}")
+    return frame, dropped
+
+
+def anchors_to_pointcloud2(anchors: RadarAnchors, camera: CameraModel, header=None,
+                           kept_only: bool = True) -> PointCloud2:
+    """Anchors -> PointCloud2 in the camera optical frame with float32 fields x, y, z, u, v, confidence.
+
+    x, y, z back-project the refined pixel (u, v) at the radar depth (recalibration moves pixels, not depth), undoing
+    the lens distortion, so the points lie on the rays rviz draws through the image.
+    """
+    k = anchors.kept if kept_only else np.ones(len(anchors), bool)
+    uv = anchors.uv[k].astype(np.float64)
+    d = anchors.depth[k].astype(np.float64)
+    if len(uv) and camera.has_distortion:
+        xn = cv2.undistortPoints(uv.reshape(-1, 1, 2), camera.K, camera.dist).reshape(-1, 2)
+    elif len(uv):
+        xn = (uv - camera.K[:2, 2]) / np.diag(camera.K)[:2]
+    else:
+        xn = np.zeros((0, 2))
+    return array_to_pointcloud2({"x": xn[:, 0] * d, "y": xn[:, 1] * d, "z": d, "u": uv[:, 0], "v": uv[:, 1],
+                                 "confidence": anchors.confidence[k]}, header)
+
+
+def colorize_depth(depth: np.ndarray, max_depth: float = 80.0) -> np.ndarray:
+    """H x W metres -> H x W x 3 uint8 RGB (turbo on sqrt-scaled inverse depth over 0.5 m .. max_depth: near = red,
+    far = blue; NaN / <= 0 = black). In-place OpenCV ops: about 2 ms at 640x480 on one CPU core."""
+    d = np.asarray(depth, np.float32)
+    ok = d > 0  # False for NaN too
+    lo = 1.0 / max_depth
+    inv = np.empty_like(d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(1.0, d, out=inv)
+        np.clip(inv, lo, 2.0, out=inv)
+        inv -= lo
+        inv *= 1.0 / (2.0 - lo)
+        cv2.sqrt(inv, inv)  # spreads the far range
+    u8 = cv2.convertScaleAbs(inv, alpha=255.0)
+    img = cv2.applyColorMap(u8, cv2.COLORMAP_TURBO)
+    cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)
+    img[~ok] = 0
+    return img

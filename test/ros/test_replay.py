@@ -1,0 +1,130 @@
+"""`racalnet replay` over real rclpy + DDS (loopback, the worker's own ROS_DOMAIN_ID from conftest): the bag's
+messages arrive byte for byte with their original stamps, /clock follows the bag's time, --loop starts again with
+stamps jumping back, and the process stops cleanly on SIGINT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from racalnet_ros.frame import CameraModel, Frame
+from racalnet_ros.ros import bag as bagio
+from racalnet_ros.ros.dds import local_ros_env
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def small_bag(tmp_path_factory):
+    """3 frames of 160 x 120 at 10 Hz (0.2 s of bag time)."""
+    rng = np.random.default_rng(0)
+    K = np.array([[100.0, 0, 79.5], [0, 100.0, 59.5], [0, 0, 1]])
+    frames = [Frame(image=rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), camera=CameraModel(K, 160, 120),
+                    radar=rng.normal(size=(20, 3)).astype(np.float32) + [0, 0, 10], T_cam_radar=np.eye(4),
+                    frame_id=str(i)) for i in range(3)]
+    path = tmp_path_factory.mktemp("replay") / "bag"
+    bagio.write_bag(frames, path, storage="mcap", rate_hz=10.0)
+    return path
+
+
+def start_replay(bag, domain_id, log_dir, *args) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "racalnet_ros.cli", "replay", str(bag), "--domain-id", str(domain_id), *args]
+    return subprocess.Popen(cmd, env=local_ros_env(domain_id, log_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    return proc.stdout.read().decode(errors="replace")
+
+
+class Collector:
+    """Raw subscriptions that keep what arrives."""
+
+    def __init__(self, node, topics):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Image, PointCloud2
+        types = {"/camera/image": Image, "/radar/points": PointCloud2}
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.raw = {t: [] for t in topics}
+        self.clock: list[int] = []
+        self.subs = [node.create_subscription(types[t], t, lambda d, t=t: self.raw[t].append(bytes(d)), qos, raw=True)
+                     for t in topics]
+        self.subs.append(node.create_subscription(
+            Clock, "/clock", lambda m: self.clock.append(m.clock.sec * 10**9 + m.clock.nanosec), qos))
+        self.node = node
+
+    def close(self):
+        for s in self.subs:
+            self.node.destroy_subscription(s)
+
+
+def test_replay_publishes_the_bag_byte_for_byte_with_original_stamps_and_clock(small_bag, ros_node, spin,
+                                                                              ros_domain_id, tmp_path):
+    topics = ["/camera/image", "/radar/points"]
+    expected = {t: [] for t in topics}
+    log_times = []
+    for topic, _, t, raw in bagio.read_messages(small_bag, topics, deserialize=False):
+        expected[topic].append(bytes(raw))
+        log_times.append(t)
+    col = Collector(ros_node, topics)
+    proc = start_replay(small_bag, ros_domain_id, tmp_path, "--rate", "2", "--wait-for-subscribers", "60")
+    try:
+        done = spin(ros_node, lambda: all(len(col.raw[t]) >= 3 for t in topics) or proc.poll() is not None, 120)
+        spin(ros_node, lambda: False, 0.5)
+        assert proc.wait(60) == 0
+    finally:
+        out = stop(proc)
+        col.close()
+    assert done, out
+    for t in topics:  # the same CDR bytes; DDS pads the payload with zeros to a multiple of 4 bytes
+        assert len(col.raw[t]) == len(expected[t]) == 3
+        for got, sent in zip(col.raw[t], expected[t]):
+            assert got[:len(sent)] == sent and got[len(sent):] == bytes(len(got) - len(sent)), t
+            assert len(got) - len(sent) < 4
+    stamps = [bagio.stamp_to_ns(bagio.typestore().deserialize_cdr(d, "sensor_msgs/msg/Image").header.stamp)
+              for d in col.raw["/camera/image"]]
+    assert stamps == [bagio.DEFAULT_START_NS + i * 100_000_000 for i in range(3)]
+    assert set(log_times) <= set(col.clock) and col.clock == sorted(col.clock)
+
+
+def test_loop_starts_again_with_stamps_jumping_back_and_sigint_stops_it(small_bag, ros_node, spin, ros_domain_id,
+                                                                        tmp_path):
+    from racalnet_ros.ros.record import header_stamp_ns
+    col = Collector(ros_node, ["/camera/image"])
+    proc = start_replay(small_bag, ros_domain_id, tmp_path, "--loop", "--rate", "4", "--wait-for-subscribers", "60")
+    try:
+        ok = spin(ros_node, lambda: len(col.raw["/camera/image"]) >= 5 or proc.poll() is not None, 120)
+        assert proc.poll() is None, "replay --loop exited by itself"
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(15) == 0
+    finally:
+        out = stop(proc)
+        col.close()
+    assert ok, out
+    stamps = [header_stamp_ns(d) for d in col.raw["/camera/image"]]
+    s0 = bagio.DEFAULT_START_NS
+    period = [s0, s0 + 100_000_000, s0 + 200_000_000]
+    assert stamps[:5] == period + period[:2], stamps
+    assert any(b < a for a, b in zip(col.clock, col.clock[1:]))  # /clock jumps back too
+
+
+def test_replay_names_a_missing_bag_and_rejects_a_bad_rate(ros_domain_id, tmp_path):
+    proc = start_replay(tmp_path / "nope", ros_domain_id, tmp_path)
+    assert proc.wait(120) == 1
+    assert "nope: no such bag" in stop(proc)
+    proc = start_replay(tmp_path / "nope", ros_domain_id, tmp_path, "--rate", "0")
+    assert proc.wait(120) == 2
+    assert "--rate must be > 0" in stop(proc)
