@@ -7,7 +7,8 @@
 
 Arguments: params_file (default: the package's config/racalnet.yaml), use_sim_time, namespace, rviz (start rviz2
 with rviz/racalnet.rviz), bag (replay this rosbag2 alongside with `ros2 bag play --clock`; set use_sim_time:=true),
-and the input remappings radar_topic, image_topic, camera_info_topic, prior_topic.
+and the input remappings radar_topic, image_topic, camera_info_topic, prior_topic. Their defaults are the topics of
+the bags written by `racalnet bag-from-dataset` (docs/bags.md), so `bag:=...` works as is.
 """
 
 from launch import LaunchDescription
@@ -36,13 +37,13 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("rviz", default_value="false", description="start rviz2 with rviz/racalnet.rviz"),
         DeclareLaunchArgument("bag", default_value="",
                               description="rosbag2 (folder or .mcap/.db3) to replay alongside; empty = none"),
-        DeclareLaunchArgument("radar_topic", default_value="radar/points",
+        DeclareLaunchArgument("radar_topic", default_value="/radar/points",
                               description="radar PointCloud2 (remaps the node's radar/points)"),
-        DeclareLaunchArgument("image_topic", default_value="image",
+        DeclareLaunchArgument("image_topic", default_value="/camera/image",
                               description="camera Image (remaps the node's image)"),
-        DeclareLaunchArgument("camera_info_topic", default_value="camera_info",
+        DeclareLaunchArgument("camera_info_topic", default_value="/camera/camera_info",
                               description="CameraInfo (remaps the node's camera_info)"),
-        DeclareLaunchArgument("prior_topic", default_value="prior/inverse_depth",
+        DeclareLaunchArgument("prior_topic", default_value="/prior/inverse_depth",
                               description="32FC1 relative inverse depth, with prior.source: topic"),
     ]
 

@@ -163,6 +163,8 @@ class Frame:
             if self.T_cam_lidar is None:
                 raise FrameError("T_cam_lidar: required when lidar is given")
             self.T_cam_lidar = _check_transform("T_cam_lidar", self.T_cam_lidar)
+        elif self.T_cam_lidar is not None:
+            self.T_cam_lidar = _check_transform("T_cam_lidar", self.T_cam_lidar)
 
         for name in ("prior", "depth_gt"):
             arr = getattr(self, name)

@@ -23,10 +23,25 @@ def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     return p @ T[:3, :3].T + T[:3, 3]
 
 
+def _corner_radius(camera: CameraModel) -> float:
+    """Largest undistorted normalized radius of the image corners (the edge of the field of view)."""
+    w, h = camera.width, camera.height
+    corners = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [-0.5, h - 0.5], [w - 0.5, h - 0.5]], np.float64)
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
+    xn = cv2.undistortPoints(corners.reshape(-1, 1, 2), camera.K, camera.dist, None, None, None, crit)
+    xn = xn.reshape(-1, 2)
+    back, _ = cv2.projectPoints(np.c_[xn, np.ones(4)].reshape(-1, 1, 3), np.zeros(3), np.zeros(3), camera.K,
+                                camera.dist)
+    if not np.allclose(back.reshape(-1, 2), corners, atol=0.5):
+        return float("inf")  # the iterative undistortion did not converge: keep every point rather than guess
+    return float(np.linalg.norm(xn, axis=1).max())
+
+
 def project_camera_points(points_cam: np.ndarray, camera: CameraModel) -> tuple[np.ndarray, np.ndarray]:
     """Project N x 3 camera-optical-frame points to pixels with the camera's OpenCV distortion.
 
-    Returns (uv N x 2 float64, depth N float64 = z). Points with z <= MIN_DEPTH get uv = NaN.
+    Returns (uv N x 2 float64, depth N float64 = z). Points with z <= MIN_DEPTH get uv = NaN; with distortion, so do
+    points beyond the image corners' viewing angle (where the distortion model folds back into the image).
     """
     p = np.asarray(points_cam, dtype=np.float64).reshape(-1, 3)
     z = p[:, 2].copy()
@@ -36,7 +51,12 @@ def project_camera_points(points_cam: np.ndarray, camera: CameraModel) -> tuple[
         pf = p[front]
         if camera.has_distortion:
             uv_f, _ = cv2.projectPoints(pf.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), camera.K, camera.dist)
-            uv[front] = uv_f.reshape(-1, 2)
+            uv_f = uv_f.reshape(-1, 2)
+            # The distortion polynomial folds back at large angles (e.g. k1 < 0): a point far outside the field of
+            # view can land inside the image. Drop points whose undistorted radius exceeds the image corners'.
+            r = np.linalg.norm(pf[:, :2] / pf[:, 2:3], axis=1)
+            uv_f[r > _corner_radius(camera) * 1.05] = np.nan
+            uv[front] = uv_f
         else:
             xn = pf[:, :2] / pf[:, 2:3]
             uv[front] = xn @ camera.K[:2, :2].T + camera.K[:2, 2]

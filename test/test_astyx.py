@@ -138,3 +138,16 @@ def test_calibration_without_camera(broken):
 def test_missing_root():
     with pytest.raises(DatasetError, match="does not exist"):
         AstyxDataset("/nonexistent/astyx")
+
+
+def test_dataset_json_paths_are_followed(astyx_root, tmp_path):
+    copy_frames(astyx_root, tmp_path, ["000006"])
+    (tmp_path / "radar_6455" / "000006.txt").rename(tmp_path / "radar_6455" / "elsewhere.txt")
+    entry = {"calibration": "calibration/000006.json", "camera_front": "camera_front/000006.jpg",
+             "lidar_vlp16": "lidar_vlp16/000006.txt", "radar_6455": "radar_6455/elsewhere.txt"}
+    (tmp_path / "dataset.json").write_text(json.dumps({"data": {"6": entry}}))
+    ds = AstyxDataset(tmp_path)
+    assert ds.ids == ["000006"] and ds.load("000006").num_radar > 0
+    (tmp_path / "dataset.json").write_text('{"data": {"6": ')
+    with pytest.raises(DatasetError, match=r"dataset\.json: not a valid Astyx dataset\.json"):
+        AstyxDataset(tmp_path)

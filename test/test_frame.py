@@ -37,6 +37,7 @@ def test_valid_frame_and_named_columns():
     (dict(T_cam_radar=np.diag([1.0, 1.0, 0.0, 1.0])), "T_cam_radar: rotation part is singular"),
     (dict(T_cam_radar=np.diag([1.0, 1.0, -1.0, 1.0])), "T_cam_radar: rotation part is not a proper rotation"),
     (dict(lidar=np.ones((5, 3))), "T_cam_lidar"),
+    (dict(T_cam_lidar=np.zeros((4, 4))), "T_cam_lidar"),  # checked even without LiDAR points
     (dict(lidar=np.ones((5, 2)), T_cam_lidar=np.eye(4)), "lidar"),
     (dict(lidar=np.full((5, 3), np.nan), T_cam_lidar=np.eye(4)), "lidar"),
     (dict(prior=np.ones((10, 10))), "prior"),

@@ -81,3 +81,13 @@ def test_filter_occluded_margin():
     assert filter_occluded(uv, np.array([5.0, 7.0]), 20, 20).tolist() == [True, False]
     with pytest.raises(ValueError, match="window"):
         filter_occluded(uv, np.array([5.0, 7.0]), 20, 20, window=4)
+
+
+def test_points_beyond_the_field_of_view_do_not_fold_into_the_image():
+    # k1 = -0.3: r_d = r (1 - 0.3 r^2) turns back after r ~ 1.05; a point at 63 degrees (r = 2) would land at
+    # r_d = -0.4, i.e. inside the image, if projected blindly
+    cam = CameraModel(K, 100, 80, np.array([-0.3, 0.0, 0.0, 0.0, 0.0]))
+    naive, _ = cv2.projectPoints(np.array([[[2.0, 0.0, 1.0]]]), np.zeros(3), np.zeros(3), K, cam.dist)
+    assert in_image_mask(naive.reshape(-1, 2), 100, 80).all()  # the trap is real
+    p = project_to_image(np.array([[2.0, 0.0, 1.0], [0.3, 0.1, 1.0]]), np.eye(4), cam)
+    assert p.index.tolist() == [1]

@@ -1,9 +1,9 @@
 """`racalnet inspect`: per-frame statistics, summary, overlays and the radar-vs-LiDAR measurement on real frames."""
 
 import json
+import shutil
 
 import cv2
-import pytest
 
 from racalnet_ros.cli import main
 
@@ -30,7 +30,6 @@ def test_inspect_astyx_two_frames(astyx_root, tmp_path, capsys):
 
 
 def test_inspect_reports_skipped_frames(astyx_root, tmp_path, capsys):
-    import shutil
     for sub, ext in (("calibration", ".json"), ("camera_front", ".jpg"), ("radar_6455", ".txt"),
                      ("lidar_vlp16", ".txt")):
         (tmp_path / sub).mkdir()
@@ -45,3 +44,22 @@ def test_inspect_reports_skipped_frames(astyx_root, tmp_path, capsys):
 def test_inspect_bad_root(tmp_path, capsys):
     assert main(["inspect", "--dataset", "astyx", "--root", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().out
+
+
+def test_inspect_zju_fixture(tmp_path, capsys):
+    import numpy as np
+    data = tmp_path / "data"
+    for sub in ("image", "gt", "radar"):
+        (data / sub).mkdir(parents=True)
+    cv2.imwrite(str(data / "image" / "0001.png"), np.zeros((720, 1280, 3), np.uint8))
+    gt = np.zeros((720, 1280), np.uint16)
+    gt[300, 100] = 12 * 256  # radar point 0 has LiDAR 0.5 m away, 20 rows up
+    gt[500, 900] = 60 * 256  # radar point 1 is 20 m off the LiDAR next to it
+    cv2.imwrite(str(data / "gt" / "0001.png"), gt)
+    np.save(data / "radar" / "0001.npy", np.array([[100.0, 320.0, 12.5], [901.0, 500.0, 40.0]]))
+    (data / "full.txt").write_text("0001\n")
+    js = tmp_path / "s.json"
+    assert main(["inspect", "--dataset", "zju", "--root", str(tmp_path), "--consistency", "--json", str(js)]) == 0
+    a = json.loads(js.read_text())["summary"]["agreement"]
+    assert a["radar_with_lidar"] == 2 and a["share_within_some"] == 0.5
+    assert a["median_abs_err_m"] == 10.25  # median of 0.5 and 20.0

@@ -34,18 +34,18 @@ def test_loss_terms_follow_eq_6_9_10():
 
 def test_the_loss_falls_clearly_when_overfitting_a_few_frames():
     torch.manual_seed(0)
-    samples = prepare_samples([toy_frame(s, n_radar=40) for s in range(3)], CFG, LAB)
+    samples = prepare_samples([toy_frame(s, width=96, height=72, n_radar=40) for s in range(3)], CFG, LAB)
     assert sum(int(s["conf_mask"].sum()) for s in samples) > 60
     batch = collate_samples(list(RecalibrationSamples(samples, CFG)))
     model = RecalibrationNet(CFG).train()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(80):
+    for _ in range(50):
         loss, _ = recalibration_loss(*model(batch["image"], batch["feats"], batch["uv"], batch["valid"]), batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.mean(losses[-5:]) < 0.4 * np.mean(losses[:5]), (losses[:5], losses[-5:])
 
 
@@ -56,8 +56,7 @@ def test_two_process_ddp_run_writes_checkpoint_and_metrics_and_resumes(tmp_path)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     common = ["-m", "racalnet_ros.cli", "train", "--dataset", "synthetic", "--train-cache", str(tmp_path / "train.pt"),
               "--no-val", "--preset", "tiny", "--out", str(out), "--batch-size", "1", "--jitter", "0.1"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] + common[:1] + \
-        common[1:2] + common[2:] + ["--epochs", "1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] + common + ["--epochs", "1"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.DictReader((out / "metrics.csv").open()))

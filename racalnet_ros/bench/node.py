@@ -147,21 +147,150 @@ def _publish_ms(msgs, info_msg, reps: int):
 
 
 def _pipeline_rows(frame, device: str, reps: int, params: dict) -> list[dict]:
-    """End-to-end reference: Pipeline.run on the same frame (not node overhead)."""
+    """End-to-end reference: Pipeline.run on the same frame (not node overhead). With recalibration: the shipped
+    checkpoint when present, else an untrained network of the "small" preset (same cost, timing only)."""
+    import tempfile
+
     from ..pipeline import Pipeline, PipelineConfig
 
     rows = []
     configs = [("pipeline.run (raw anchors, topic prior)", {"recalibration.enabled": False})]
+    tmp = tempfile.TemporaryDirectory()
     try:
         from ..recalibration import default_checkpoint
 
         if default_checkpoint().exists():
-            configs.append(("pipeline.run (recalibration, topic prior)", {"recalibration.enabled": True}))
-    except Exception:  # no shipped checkpoint in this build
+            configs.append(("pipeline.run (recalibration small, shipped checkpoint, topic prior)",
+                            {"recalibration.enabled": True}))
+        else:
+            import torch
+
+            from ..recalibration.checkpoint import save_checkpoint
+            from ..recalibration.config import ModelConfig
+            from ..recalibration.model import RecalibrationNet
+
+            torch.manual_seed(0)
+            cfg = ModelConfig.preset("small")
+            ckpt = save_checkpoint(f"{tmp.name}/small_untrained", RecalibrationNet(cfg).eval(), cfg)
+            configs.append(("pipeline.run (recalibration small, untrained weights, topic prior)",
+                            {"recalibration.enabled": True, "recalibration.checkpoint": str(ckpt)}))
+    except ImportError:  # recalibration not available in this build
         pass
-    for name, over in configs:
-        cfg = PipelineConfig.from_flat({"prior.source": "frame", "device": device, **over})
-        pipe = Pipeline.from_config(cfg)
-        rows.append({"name": name, "ms": _median_ms(lambda: pipe.run(frame), reps, warmup=1), **params,
-                     "device": device})
+    try:
+        for name, over in configs:
+            cfg = PipelineConfig.from_flat({"prior.source": "frame", "device": device, **over})
+            pipe = Pipeline.from_config(cfg)
+            stage_times: list[dict] = []
+            total = _median_ms(lambda: stage_times.append(pipe.run(frame).diagnostics.get("times_ms", {})), reps,
+                               warmup=1)
+            rows.append({"name": name, "ms": total, **params, "device": device})
+            for stage in ("recalibrate", "align", "refine", "smooth"):
+                vals = [float(t[stage]) for t in stage_times[1:] if stage in t]  # [1:]: skip the warm-up run
+                if vals:
+                    rows.append({"name": f"  stage {stage}", "ms": statistics.median(vals), **params,
+                                 "device": device})
+    finally:
+        tmp.cleanup()
     return rows
+
+
+def measure_live(seconds: float = 20.0, rate_hz: float = 20.0, params: dict | None = None) -> dict:
+    """End-to-end through DDS: start racalnet_node as a subprocess (loopback, own domain), publish the 640x480 bench
+    frame at `rate_hz` for `seconds`, and report the output rate, the publish -> depth/image latency (wall clock,
+    median and 90th percentile) and the node's own drop counter from /diagnostics."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from std_msgs.msg import Header
+
+    from ..ros import convert
+    from ..ros.dds import apply_local_ros_env, default_domain_id, local_ros_env
+
+    params = {"prior.source": "topic", "recalibration.enabled": False, "device": "cpu", **(params or {})}
+    domain = default_domain_id()
+    log_dir = tempfile.mkdtemp(prefix="racalnet_bench_")
+    apply_local_ros_env(domain, log_dir)
+    cmd = [sys.executable, "-m", "racalnet_ros.node", "--ros-args"]
+    for k, v in params.items():
+        cmd += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
+    proc = subprocess.Popen(cmd, env=local_ros_env(domain, log_dir), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    image, prior, radar, K = _scene()
+    fields = ("x", "y", "z", "doppler", "power")
+    ctx = Context()
+    rclpy.init(context=ctx)
+    try:
+        node = rclpy.create_node("racalnet_bench_live", context=ctx)
+        pubs = {k: node.create_publisher(t, k, qos_profile_sensor_data) for k, t in
+                (("radar/points", PointCloud2), ("image", Image), ("camera_info", CameraInfo),
+                 ("prior/inverse_depth", Image))}
+        sent: dict[float, float] = {}
+        received: list[tuple[float, float]] = []
+        diags: list = []
+        node.create_subscription(Image, "depth/image", lambda m: received.append(
+            (convert.stamp_to_sec(m.header.stamp), time.monotonic())), 10)
+        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.append(m), 10)
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+
+        def publish(stamp: float) -> None:
+            h = Header(stamp=Time(sec=int(stamp), nanosec=int((stamp % 1) * 1e9)), frame_id="camera_optical_frame")
+            pubs["radar/points"].publish(convert.array_to_pointcloud2(
+                {n: radar[:, i] for i, n in enumerate(fields)}, Header(stamp=h.stamp, frame_id="radar")))
+            pubs["camera_info"].publish(CameraInfo(header=h, width=W, height=H, k=K.reshape(-1).tolist(),
+                                                   distortion_model="plumb_bob", d=[0.0] * 5))
+            pubs["prior/inverse_depth"].publish(convert.array_to_image(prior, "32FC1", h))
+            pubs["image"].publish(convert.array_to_image(bgr, "bgr8", h))
+            sent[round(stamp, 6)] = time.monotonic()
+
+        # wait for the node to come up (it publishes diagnostics once running)
+        deadline = time.monotonic() + 120
+        while not diags and time.monotonic() < deadline and proc.poll() is None:
+            ex.spin_once(timeout_sec=0.1)
+        if not diags:
+            raise RuntimeError("racalnet_node did not start")
+        t0 = time.monotonic()
+        k = 0
+        while time.monotonic() - t0 < seconds:
+            if time.monotonic() >= t0 + k / rate_hz:
+                publish(1000.0 + k / rate_hz)
+                k += 1
+            ex.spin_once(timeout_sec=0.002)
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+        lat = sorted((t - sent[round(s, 6)]) * 1e3 for s, t in received if round(s, 6) in sent)
+        values = {kv.key: kv.value for a in diags[-1:] for st in a.status for kv in st.values}
+        return {"name": "live: node on DDS, 640x480", "sent": k, "outputs": len(received),
+                "rate_in_hz": rate_hz, "rate_out_hz": len(received) / seconds,
+                "latency_ms_median": lat[len(lat) // 2] if lat else float("nan"),
+                "latency_ms_p90": lat[int(len(lat) * 0.9)] if lat else float("nan"),
+                "dropped_busy": values.get("dropped_busy"), "params": params}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        rclpy.shutdown(context=ctx)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    if "--live" in sys.argv:
+        print(json.dumps(measure_live(), indent=2))
+    else:
+        from ..cli.bench import format_rows
+
+        print(format_rows(run(quick="--quick" in sys.argv)))

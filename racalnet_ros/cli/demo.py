@@ -17,6 +17,8 @@ always stopped (SIGINT, SIGTERM, then SIGKILL to their process group), also on C
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -66,11 +68,25 @@ def ensure_checkpoint(requested: str | None, out: Path, minutes: float, device: 
     _step(f"NO recalibration checkpoint at {shipped} (the shipped one is missing); training one for "
           f"{minutes:g} min on synthetic data -> {target}.safetensors")
     cmd = [sys.executable, "-m", "racalnet_ros.cli", "train", "--dataset", "synthetic", "--preset", "small",
-           "--out", str(out / "train"), "--max-minutes", str(minutes), "--device", "cpu" if device == "auto" else device,
+           "--out", str(out / "train"), "--max-minutes", str(minutes),
+           "--device", "cpu" if device == "auto" else device,
            "--export", str(target)]
     _step("  " + " ".join(cmd))
     with open(out / "train.log", "wb") as fh:
-        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+        # own process group: data-loader workers go too if the demo is interrupted
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=minutes * 60 + 600)
+        except subprocess.TimeoutExpired:
+            rc = -1
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
     ckpt = target.with_suffix(".safetensors")
     if rc != 0 or not ckpt.exists():
         tail = "\n".join((out / "train.log").read_text(errors="replace").splitlines()[-20:])

@@ -186,9 +186,11 @@ class RunError(RuntimeError):
 
 def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, domain_id: int,
                     log_dir: str | Path, pace: str = "lockstep", rate: float = 1.0, storage: str = "sqlite3",
-                    startup_timeout: float = 180.0, frame_timeout: float = 60.0) -> RunStats:
+                    startup_timeout: float = 180.0, frame_timeout: float = 60.0,
+                    prior_topic: bool = False) -> RunStats:
     """Start `node`, replay `bag` to it (in this process, own rclpy context on loopback DDS `domain_id`), record its
-    outputs to `out_bag`, stop the node. RunError if the node dies, never subscribes, or answers no frame."""
+    outputs to `out_bag`, stop the node. prior_topic: the node takes its prior from the bag's prior topic (so that
+    subscription is awaited too). RunError if the node dies, never subscribes, or answers no frame."""
     from ..ros import bag as bagio
     from ..ros.dds import apply_local_ros_env
     apply_local_ros_env(domain_id, log_dir)
@@ -223,7 +225,10 @@ def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, dom
         recorder = BagRecorder(ros_node, out_bag, NODE_OUTPUTS, storage=storage)
         node.start()
         deadline = time.monotonic() + startup_timeout
-        needed = [topics.image, topics.radar, topics.camera_info]
+        needed = [topics.image, topics.radar, topics.camera_info] + ([topics.prior] if prior_topic else [])
+        missing = [t for t in needed if t not in player.publishers]
+        if missing:
+            raise bagio.BagError(f"{bag}: has no {', '.join(missing)} topic (has {sorted(player.publishers)})")
         while not all(player.publishers[t].get_subscription_count() > 0 for t in needed):
             check_node()
             if time.monotonic() > deadline:
@@ -235,7 +240,9 @@ def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, dom
         while ros_node.count_publishers(DEPTH_TOPIC) == 0 and time.monotonic() < deadline:
             check_node()
             spin(0.1)
-        spin(0.5)  # let discovery settle both ways
+        settle = time.monotonic() + 1.0  # the subscriber side matches a moment after the publisher side
+        while time.monotonic() < settle:
+            spin(0.05)
 
         def after_frame(stamp: int) -> None:
             stats.frames_published += 1
@@ -251,15 +258,13 @@ def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, dom
             player.play_lockstep(after_frame)
         else:
             player.play(rate=rate, idle=spin)
-            stats.frames_published = sum(1 for _ in bagio.read_messages(bag, [topics.image], deserialize=False))
-            end = time.monotonic() + frame_timeout  # let the node finish its last frame
-            last = recorder.counts.get(DEPTH_TOPIC, 0)
-            while time.monotonic() < end:
+            stamps = [bagio.stamp_to_ns(m.header.stamp) for _, _, _, m in bagio.read_messages(bag, [topics.image])]
+            stats.frames_published = len(stamps)
+            # the last frame is the newest, so the node processes it even when it dropped others: wait for it
+            end = time.monotonic() + frame_timeout
+            while stamps and not recorder.has_stamp(DEPTH_TOPIC, stamps[-1]) and time.monotonic() < end:
                 check_node()
                 spin(0.05)
-                if recorder.counts.get(DEPTH_TOPIC, 0) != last:
-                    last = recorder.counts[DEPTH_TOPIC]
-                    end = min(end, time.monotonic() + 3.0)
         settle = time.monotonic() + 1.0  # anchors / colored / diagnostics of the last frame
         while time.monotonic() < settle:
             spin(0.05)
@@ -405,7 +410,8 @@ def evaluate(bag: Path, out: Path, params_files: Sequence[str | Path] = (), over
     node = NodeProcess(list(params_files) + [bag_params], node_remaps(bag), env, out / "node.log",
                        pid_file=out / "node.pid")
     stats = run_node_on_bag(bag, out_bag, node, domain_id, log_dir, pace=pace, rate=rate, storage=storage,
-                            startup_timeout=startup_timeout, frame_timeout=frame_timeout)
+                            startup_timeout=startup_timeout, frame_timeout=frame_timeout,
+                            prior_topic=params.get("prior.source") == "topic")
     return score_bag(bag, out_bag), stats, out_bag
 
 

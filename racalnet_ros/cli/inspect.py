@@ -215,7 +215,8 @@ def main(args) -> int:
               f"90th percentile {_fmt(a['p90_abs_err_m'], 3)} m")
         for b in a["by_radar_depth"]:
             lo, hi = b["radar_depth_m"]
-            print(f"    radar depth {lo:g}-{'' if hi is None else format(hi, 'g')} m: {b['radar_with_lidar']} with LiDAR, within tau of some "
+            bin_name = f"{lo:g}-{hi:g} m" if hi is not None else f">= {lo:g} m"
+            print(f"    radar depth {bin_name}: {b['radar_with_lidar']} with LiDAR, within tau of some "
                   f"{_fmt(b['share_within_some'], 3)}, of most {_fmt(b['share_within_most'], 3)}, "
                   f"median |err| {_fmt(b['median_abs_err_m'], 2)} m")
     if ds.skipped:

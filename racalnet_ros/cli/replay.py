@@ -57,6 +57,8 @@ def main(args) -> int:
                 print(f"replay: no subscriber on {image} after {args.wait_for_subscribers} s; playing anyway",
                       file=sys.stderr)
         n = player.play(rate=args.rate, loop=args.loop, idle=spin)
+        if not player.flush(10.0):
+            print("replay: some subscribers did not acknowledge the last messages within 10 s", file=sys.stderr)
         print(f"replay: published {n} message(s)")
     except (BagError, ValueError) as exc:
         print(f"replay: {exc}", file=sys.stderr)

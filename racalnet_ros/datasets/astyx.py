@@ -148,7 +148,7 @@ def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
 class AstyxDataset(FrameDataset):
     """Astyx HiRes2019 frames (radar 6455 + VLP-16 LiDAR + front camera).
 
-    root: the dataset folder. prior_dir: optional precomputed prior folder (absolute, or relative to root, e.g.
+    root: the dataset folder. prior_dir: optional precomputed prior folder (relative to root if it exists there, e.g.
     "mono_fastdepth"), attached as frame.prior (resized bilinearly). image_size: expected (width, height).
     load_lidar: set False to skip the (large) LiDAR text file, e.g. for radar-only inference.
     """
@@ -166,7 +166,7 @@ class AstyxDataset(FrameDataset):
         self.prior_dir: Optional[Path] = None
         if prior_dir is not None:
             p = Path(prior_dir)
-            self.prior_dir = p if p.is_absolute() or p.exists() else self.root / p
+            self.prior_dir = self.root / p if not p.is_absolute() and (self.root / p).is_dir() else p
             if not self.prior_dir.is_dir():
                 raise DatasetError(f"{self.prior_dir}: prior folder does not exist")
         self._files = self._index()
@@ -190,7 +190,9 @@ class AstyxDataset(FrameDataset):
                 if not isinstance(entry, dict):
                     raise DatasetError(f"{meta}: entry {key!r} is not an object")
                 stem = Path(str(entry.get("radar_6455") or entry.get("calibration") or "")).stem
-                fid = stem if _ID.match(stem) else f"{int(key):06d}"
+                fid = stem if _ID.match(stem) else (f"{int(key):06d}" if _ID.match(str(key)) else None)
+                if fid is None:
+                    raise DatasetError(f"{meta}: entry {key!r} names no numeric frame file (radar_6455/calibration)")
                 files[fid] = {k: self.root / entry[k] for k in FILES if k in entry}
         for key, (folder, ext) in FILES.items():
             d = self.root / folder

@@ -104,7 +104,7 @@ class ZJUDataset(FrameDataset):
         self.prior_dir = None
         if prior_dir is not None:
             p = Path(prior_dir)
-            self.prior_dir = p if p.is_absolute() or p.exists() else self.root / p
+            self.prior_dir = self.root / p if not p.is_absolute() and (self.root / p).is_dir() else p
             if not self.prior_dir.is_dir():
                 raise DatasetError(f"{self.prior_dir}: prior folder does not exist")
         full = self.root / "full.txt"

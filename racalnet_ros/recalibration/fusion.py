@@ -26,9 +26,9 @@ class FusionLayer(nn.Module):
         self.norm_ffn = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
 
-    def forward(self, x: torch.Tensor, padding: torch.Tensor, tokens: torch.Tensor,
+    def forward(self, x: torch.Tensor, padding: torch.Tensor | None, tokens: torch.Tensor,
                 b_idx: torch.Tensor, n_idx: torch.Tensor) -> torch.Tensor:
-        """x: B x N x D radar features; padding: B x N bool, True = padded slot (ignored as a key);
+        """x: B x N x D radar features; padding: B x N bool, True = padded slot (ignored as a key), or None;
         tokens: P x T x D patch tokens of the P valid points, listed by (b_idx, n_idx) (P each)."""
         h = self.norm_sa(x)
         x = x + self.self_attn(h, h, h, key_padding_mask=padding, need_weights=False)[0]       # Eq. 1
@@ -52,6 +52,8 @@ class CamRadFusion(nn.Module):
         if empty.any():
             padding = padding.clone()
             padding[empty, 0] = False
+        if not padding.any():
+            padding = None  # nothing padded (e.g. one frame at inference): lets torch use its fused attention path
         for layer in self.layers:
             x = layer(x, padding, tokens, b_idx, n_idx)
         return x

@@ -105,6 +105,10 @@ class RacalnetNode(Node):
         super().__init__(node_name, **kwargs)
         self._lock = threading.RLock()
         self.settings = self._read_parameters()
+        if self.settings.cpu_threads > 0:
+            import torch
+
+            torch.set_num_threads(self.settings.cpu_threads)
         self.pipeline = self._build_pipeline()
         self._tf_buffer = self._make_tf() if self.settings.use_tf else None
 
@@ -112,7 +116,8 @@ class RacalnetNode(Node):
         self._num_inputs = 4 if s.prior_topic else 3
         self._latest_stamp: list[Optional[float]] = [None] * self._num_inputs
         self._rates = {name: _Rate() for name in INPUTS[: self._num_inputs] + ("output",)}
-        self._counts = collections.Counter()  # frames, skipped, errors, sync_resets, radar_nan_dropped
+        self._counts = collections.Counter(
+            {k: 0 for k in ("frames", "skipped", "errors", "sync_resets", "radar_nan_dropped", "fallbacks")})
         self._problem: Optional[tuple[int, str]] = None  # worst (level, message) since the last diagnostics
         self._last: dict[str, Any] = {}
         self._mailbox = LatestSlot()
@@ -252,14 +257,18 @@ class RacalnetNode(Node):
             try:
                 self._process(*item)
             except SkipFrame as e:
-                self._counts["skipped"] += 1
+                self._count("skipped")
                 self._note(DiagnosticStatus.WARN, str(e))
                 self._log_once_per(2.0, self.get_logger().warning, f"frame skipped: {e}")
             except Exception as e:  # keep the node alive; the next frame may be fine
-                self._counts["errors"] += 1
+                self._count("errors")
                 self._note(DiagnosticStatus.ERROR, f"{type(e).__name__}: {e}")
                 self._log_once_per(2.0, self.get_logger().error, f"frame failed: {type(e).__name__}: {e}",
                                    traceback.format_exc())
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[key] += n
 
     def _log_once_per(self, period: float, log, message: str, detail: str = "") -> None:
         """Log `message` unless the same message was logged less than `period` s ago (a replayed bag repeats the
@@ -298,7 +307,7 @@ class RacalnetNode(Node):
         except (convert.ConversionError, FrameError) as e:
             raise SkipFrame(str(e)) from None
         if nan_dropped:
-            self._counts["radar_nan_dropped"] += nan_dropped
+            self._count("radar_nan_dropped", nan_dropped)
         if frame.num_radar == 0:
             raise SkipFrame(f"radar cloud is empty (after dropping {nan_dropped} NaN point(s))")
         t1 = time.perf_counter()

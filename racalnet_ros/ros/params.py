@@ -53,6 +53,8 @@ class ParamSpec:
 NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("device", "auto", "Where the networks run: auto (cuda when available, else cpu), cpu, cuda or cuda:N.",
               pattern=r"auto|cpu|cuda(:\d+)?"),
+    ParamSpec("cpu_threads", 0, "torch intra-op threads on the CPU (0 = torch's default); 1 avoids thread "
+              "oversubscription on a busy CPU.", range=(0, 256)),
     ParamSpec("sync.queue_size", 10, "Approximate-time sync: messages kept per input while waiting for a match.",
               range=(1, 1000)),
     ParamSpec("sync.slop", 0.05, "Approximate-time sync: largest stamp spread (s) of a matched radar/image/info set.",
@@ -200,6 +202,7 @@ class NodeSettings:
     colored_max_depth: float
     diagnostics_period: float
     device: str
+    cpu_threads: int = 0
     pipeline_flat: dict[str, Value] = field(default_factory=dict)
 
 
@@ -230,7 +233,8 @@ def settings_from_values(values: Mapping[str, Value], pipeline_keys: Sequence[st
         field_map={c: str(values[f"radar.field.{c}"]) for c in ("x", "y", "z", "doppler", "power")},
         T_cam_radar=T, use_tf=bool(values["extrinsics.use_tf"]), prior_topic=prior_topic,
         publish_colored=bool(values["publish_colored"]), colored_max_depth=float(values["colored.max_depth"]),
-        diagnostics_period=float(values["diagnostics_period"]), device=device, pipeline_flat=flat)
+        diagnostics_period=float(values["diagnostics_period"]), device=device,
+        cpu_threads=int(values.get("cpu_threads", 0)), pipeline_flat=flat)
 
 
 def read_ros_yaml(path: Union[str, Path], node_name: str = "racalnet_node") -> dict[str, Value]:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from . import bag as bagio
-from .replay import message_class
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ NODE_OUTPUTS = {
 }
 
 #: message types whose first field is a std_msgs/Header (their stamps are tracked)
-_HAS_HEADER = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/PointCloud2",
+HAS_HEADER = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/PointCloud2",
                "diagnostic_msgs/msg/DiagnosticArray"}
 
 
@@ -60,6 +59,7 @@ class BagRecorder:
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
         self._subs = []
+        from .replay import message_class
         for topic, msgtype in topics.items():
             cls = message_class(msgtype)
             cb = (lambda data, topic=topic, msgtype=msgtype: self._on_message(topic, msgtype, data))
@@ -72,7 +72,7 @@ class BagRecorder:
                 return
             self._writer.write_raw(topic, msgtype, data, now)
             self.counts[topic] += 1
-            if msgtype in _HAS_HEADER:
+            if msgtype in HAS_HEADER:
                 self.stamps[topic].append(header_stamp_ns(data))
 
     def has_stamp(self, topic: str, stamp_ns: int) -> bool:

@@ -89,7 +89,7 @@ class BagPlayer:
         self.clock_pub = None
         if clock:
             from rosgraph_msgs.msg import Clock
-            self.clock_pub = node.create_publisher(Clock, "/clock", 10)
+            self.clock_pub = node.create_publisher(Clock, self.remap.get("/clock", "/clock"), 10)
         self.published = 0
 
     # ----------------------------------------------------------------------------------------------------------
@@ -98,17 +98,27 @@ class BagPlayer:
             yield BagMessage(topic, msgtype, t, bytes(raw))
 
     def frames(self) -> Iterator[tuple[list[BagMessage], Optional[int]]]:
-        """Messages grouped into frames: each group ends with an image message (the bag's image topic) and comes
-        with that image's header stamp in ns; a trailing group without an image has stamp None."""
+        """Messages grouped into frames: a group ends with an image message (the bag's image topic) plus any
+        directly following non-image messages stamped no later than that image (bags recorded by `ros2 bag record`
+        may log a frame's camera_info or cloud after its image); it comes with the image's header stamp in ns.
+        A trailing group without an image has stamp None."""
+        from .record import HAS_HEADER, header_stamp_ns
         group: list[BagMessage] = []
+        stamp: Optional[int] = None  # set once the group has its image
         for m in self.messages():
+            if stamp is not None:
+                late = (m.topic != self.bag_topics.image and m.msgtype in HAS_HEADER
+                        and header_stamp_ns(m.data) <= stamp)
+                if late:
+                    group.append(m)
+                    continue
+                yield group, stamp
+                group, stamp = [], None
             group.append(m)
             if m.topic == self.bag_topics.image:
-                stamp = bagio.stamp_to_ns(bagio.typestore().deserialize_cdr(m.data, m.msgtype).header.stamp)
-                yield group, stamp
-                group = []
+                stamp = header_stamp_ns(m.data)
         if group:
-            yield group, None
+            yield group, stamp
 
     def publish(self, m: BagMessage) -> None:
         if self.clock_pub is not None:
@@ -120,17 +130,33 @@ class BagPlayer:
         self.published += 1
 
     def wait_for_subscribers(self, topics: Sequence[str], timeout_s: float,
-                             idle: Callable[[float], None] = time.sleep) -> bool:
-        """Wait until every named bag topic (before remapping) has at least one subscriber; False on timeout."""
+                             idle: Callable[[float], None] = time.sleep, settle_s: float = 1.0) -> bool:
+        """Wait until every named bag topic (before remapping) has at least one subscriber, then `settle_s` more:
+        the publisher sees the match before the subscriber has matched it back, and a sample sent in between is
+        lost (volatile QoS). False on timeout."""
         missing = [t for t in topics if t not in self.publishers]
         if missing:
             raise ValueError(f"{self.path}: no topic(s) {missing} to wait for; bag has {sorted(self.publishers)}")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if all(self.publishers[t].get_subscription_count() > 0 for t in topics):
+                end = time.monotonic() + settle_s
+                while (dt := end - time.monotonic()) > 0:
+                    idle(min(dt, 0.05))
                 return True
             idle(0.05)
         return False
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every matched reliable subscriber acknowledged what was published (call before shutting
+        down: samples still in flight are lost when the publishers go away). False on timeout."""
+        from rclpy.duration import Duration
+        end = time.monotonic() + timeout_s
+        ok = True
+        for pub in list(self.publishers.values()) + ([self.clock_pub] if self.clock_pub is not None else []):
+            left = max(0.0, end - time.monotonic())
+            ok = pub.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))) and ok
+        return ok
 
     # ----------------------------------------------------------------------------------------------------------
     def play(self, rate: float = 1.0, loop: bool = False, idle: Callable[[float], None] = time.sleep,

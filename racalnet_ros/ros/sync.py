@@ -8,8 +8,9 @@ which follows the same policy as message_filters' Python implementation:
   combinations are tried nearest-first per input, and the first one whose total spread (max - min stamp) is below
   `slop` is emitted, its messages are removed from their queues, and the search stops.
 
-`reset()` forgets everything queued: the node calls it when stamps jump backwards (bag loops). One deliberate difference: `slop = 0` matches identical stamps (message_filters' strict `< slop` would
-never match). Hand-written because message_filters is not on PyPI and the fallback must behave identically.
+`reset()` forgets everything queued: the node calls it when stamps jump backwards (bag loops). One deliberate
+difference: `slop = 0` matches identical stamps (message_filters' strict `< slop` would never match). Hand-written
+because message_filters is not on PyPI and the fallback must behave the same way.
 """
 
 from __future__ import annotations

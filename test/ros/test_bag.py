@@ -160,7 +160,8 @@ def test_image_conversion_honours_row_padding_and_byte_order():
 def test_point_clouds_drop_nan_points_and_name_missing_fields():
     pts = np.array([[1, 2, 3, 0.5, 9], [np.nan, 0, 0, 0, 0], [4, 5, 6, -1, 7]], np.float32)
     msg = bagio.pointcloud_msg(pts, FIELDS, 5, "radar")
-    np.testing.assert_array_equal(bagio.pointcloud_to_array(msg, ("x", "y", "z", "power")), pts[[0, 2]][:, [0, 1, 2, 4]])
+    got = bagio.pointcloud_to_array(msg, ("x", "y", "z", "power"))
+    np.testing.assert_array_equal(got, pts[[0, 2]][:, [0, 1, 2, 4]])
     with pytest.raises(bagio.BagError, match="intensity"):
         bagio.pointcloud_to_array(msg, ("x", "y", "z", "intensity"))
 

@@ -19,6 +19,14 @@ pytestmark = [pytest.mark.ros]
 REPO = Path(__file__).resolve().parents[2]
 
 
+def require_synthetic():
+    """The synthetic generator (engineer B's), or a skip naming what is missing."""
+    mod = pytest.importorskip("racalnet_ros.datasets.synthetic")
+    if not hasattr(mod, "SyntheticDataset"):
+        pytest.skip("racalnet_ros.datasets.synthetic.SyntheticDataset not available yet")
+    return mod
+
+
 def demo_cmd(out: Path, domain_id: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "racalnet_ros.cli", "demo", "--out", str(out), "--domain-id", str(domain_id),
             "--frames", "2", "--width", "320", "--height", "240", "--pngs", "2", *extra]
@@ -45,7 +53,7 @@ def test_demo_script_sets_up_then_runs_the_demo():
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_short_demo_writes_a_report_with_metrics_and_pngs(tmp_path, ros_domain_id):
-    pytest.importorskip("racalnet_ros.datasets.synthetic")
+    require_synthetic()
     from racalnet_ros.recalibration import default_checkpoint
     if not default_checkpoint().exists():
         pytest.skip(f"no shipped checkpoint at {default_checkpoint()} (the demo would train for minutes first)")
@@ -71,7 +79,7 @@ def test_a_missing_checkpoint_fails_with_a_clear_message(tmp_path, ros_domain_id
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sigterm_mid_run_stops_the_node_and_exits_non_zero(tmp_path, ros_domain_id):
-    pytest.importorskip("racalnet_ros.datasets.synthetic")
+    require_synthetic()
     from racalnet_ros.recalibration import default_checkpoint
     if not default_checkpoint().exists():
         pytest.skip(f"no shipped checkpoint at {default_checkpoint()}")

@@ -16,6 +16,14 @@ from racalnet_ros.frame import CameraModel, Frame
 from racalnet_ros.ros import bag as bagio
 
 
+def require_synthetic():
+    """The synthetic generator (engineer B's), or a skip naming what is missing."""
+    mod = pytest.importorskip("racalnet_ros.datasets.synthetic")
+    if not hasattr(mod, "SyntheticDataset"):
+        pytest.skip("racalnet_ros.datasets.synthetic.SyntheticDataset not available yet")
+    return mod
+
+
 def lidar_frame(i: int, rng: np.random.Generator) -> Frame:
     """160 x 120 frame whose LiDAR is a grid of points 5..60 m ahead (identity LiDAR extrinsic)."""
     K = np.array([[100.0, 0, 79.5], [0, 100.0, 59.5], [0, 0, 1]])
@@ -72,7 +80,7 @@ def test_the_bag_tells_the_node_its_extrinsic_and_prior_source(tmp_path):
 # replay -> node -> evaluation over real DDS
 @pytest.fixture(scope="module")
 def synthetic_bag(tmp_path_factory):
-    synthetic = pytest.importorskip("racalnet_ros.datasets.synthetic")
+    synthetic = require_synthetic()
     frames = list(synthetic.SyntheticDataset.generate([7, 8, 9], synthetic.SynthConfig(width=320, height=240)))
     path = tmp_path_factory.mktemp("evalbag") / "bag"
     bagio.write_bag(frames, path, storage="sqlite3", extrinsics="first")

@@ -42,7 +42,7 @@ def test_rviz_config_shows_image_coloured_depth_and_anchors():
     cfg = yaml.safe_load(RVIZ.read_text())
     displays = {d["Name"]: d for d in cfg["Visualization Manager"]["Displays"]}
     topics = {d["Topic"]["Value"]: d["Class"] for d in displays.values() if "Topic" in d}
-    assert topics == {"/image": "rviz_default_plugins/Image", "/depth/colored": "rviz_default_plugins/Image",
+    assert topics == {"/camera/image": "rviz_default_plugins/Image", "/depth/colored": "rviz_default_plugins/Image",
                       "/anchors": "rviz_default_plugins/PointCloud2"}
     anchors = next(d for d in displays.values() if d.get("Topic", {}).get("Value") == "/anchors")
     assert anchors["Channel Name"] == "confidence"

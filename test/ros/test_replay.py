@@ -32,8 +32,16 @@ def small_bag(tmp_path_factory):
     return path
 
 
+#: every topic under a namespace of this test process: another process that happens to share the DDS domain
+#: (pid-derived ids can collide on a shared machine) cannot add messages to what the tests count.
+NS = f"/replay_test_{os.getpid()}"
+REMAPS = [a for t in ("/camera/image", "/camera/camera_info", "/radar/points", "/clock")
+          for a in ("--remap", f"{t}:={NS}{t}")]
+
+
 def start_replay(bag, domain_id, log_dir, *args) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "racalnet_ros.cli", "replay", str(bag), "--domain-id", str(domain_id), *args]
+    cmd = [sys.executable, "-m", "racalnet_ros.cli", "replay", str(bag), "--domain-id", str(domain_id), *REMAPS,
+           *args]
     return subprocess.Popen(cmd, env=local_ros_env(domain_id, log_dir), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -60,10 +68,10 @@ class Collector:
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.raw = {t: [] for t in topics}
         self.clock: list[int] = []
-        self.subs = [node.create_subscription(types[t], t, lambda d, t=t: self.raw[t].append(bytes(d)), qos, raw=True)
-                     for t in topics]
+        self.subs = [node.create_subscription(types[t], NS + t, lambda d, t=t: self.raw[t].append(bytes(d)), qos,
+                                              raw=True) for t in topics]
         self.subs.append(node.create_subscription(
-            Clock, "/clock", lambda m: self.clock.append(m.clock.sec * 10**9 + m.clock.nanosec), qos))
+            Clock, NS + "/clock", lambda m: self.clock.append(m.clock.sec * 10**9 + m.clock.nanosec), qos))
         self.node = node
 
     def close(self):
@@ -128,3 +136,28 @@ def test_replay_names_a_missing_bag_and_rejects_a_bad_rate(ros_domain_id, tmp_pa
     proc = start_replay(tmp_path / "nope", ros_domain_id, tmp_path, "--rate", "0")
     assert proc.wait(120) == 2
     assert "--rate must be > 0" in stop(proc)
+
+
+class _FakeNode:
+    """Enough of rclpy.Node for BagPlayer's grouping (no DDS)."""
+
+    def create_publisher(self, *args, **kwargs):
+        return None
+
+
+def test_lockstep_frames_keep_late_logged_messages_with_their_image(tmp_path):
+    from racalnet_ros.ros.replay import BagPlayer
+    rng = np.random.default_rng(1)
+    K = np.array([[100.0, 0, 79.5], [0, 100.0, 59.5], [0, 0, 1]])
+    cam = CameraModel(K, 160, 120)
+    img = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    s0, s1 = 10**18, 10**18 + 10**8
+    # as `ros2 bag record` may log it: frame 1's camera_info after its image
+    order = [("/camera/camera_info", s0), ("/camera/image", s0), ("/camera/image", s1), ("/camera/camera_info", s1)]
+    with bagio.BagWriter(tmp_path / "bag") as bw:
+        for k, (topic, s) in enumerate(order):
+            msg = bagio.image_msg(img, s, "c") if topic == "/camera/image" else bagio.camera_info_msg(cam, s, "c")
+            bw.write(topic, msg, s0 + k)  # log times in recording order
+    player = BagPlayer(_FakeNode(), tmp_path / "bag", clock=False)
+    groups = [([m.topic for m in g], s) for g, s in player.frames()]
+    assert groups == [(["/camera/camera_info", "/camera/image"], s0), (["/camera/image", "/camera/camera_info"], s1)]

@@ -60,7 +60,10 @@ def test_a_stream_of_synced_sensors_is_matched_frame_by_frame():
     events = []
     for k in range(20):  # radar, image, info with small jitter, interleaved arrival order
         t = 0.1 * k
-        events += [(1, t + 0.001), (2, t + 0.001), (0, t - 0.004)] if k % 2 else [(0, t), (1, t + 0.003), (2, t + 0.003)]
+        if k % 2:
+            events += [(1, t + 0.001), (2, t + 0.001), (0, t - 0.004)]
+        else:
+            events += [(0, t), (1, t + 0.003), (2, t + 0.003)]
     got = feed(sync, events)
     assert len(got) == 20 and sync.matched == 20
 
