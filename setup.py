@@ -61,7 +61,6 @@ setup(
     maintainer_email="racalnet-ros@example.com",
     description="RaCalNet: radar recalibration and metric depth from 4D radar + camera, as a ROS 2 node.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "racalnet = racalnet_ros.cli:main",

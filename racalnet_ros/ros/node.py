@@ -144,10 +144,18 @@ class RacalnetNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"racalnet_node ready on {s.device}: inputs "
-            f"{', '.join(self.resolve_topic_name(t) for t in INPUTS[: self._num_inputs])}; "
+            f"{', '.join(self._resolved(t) for t in INPUTS[: self._num_inputs])}; "
             f"sync queue {s.queue_size}, slop {s.slop} s; sync via {self._sync_kind}")
 
     # ------------------------------------------------------------------------------------------ start-up
+    def _warn(self, message: str) -> None:
+        logger = self.get_logger()
+        getattr(logger, "warning", logger.warn)(message)  # `warning` where it exists, `warn` on older rclpy
+
+    def _resolved(self, topic: str) -> str:
+        resolve = getattr(self, "resolve_topic_name", None)
+        return resolve(topic) if resolve is not None else topic
+
     def _read_parameters(self):
         try:
             from ..pipeline import PipelineConfig
@@ -242,7 +250,7 @@ class RacalnetNode(Node):
         if self._tf_buffer is not None:
             self._tf_buffer.clear()
         self._note(DiagnosticStatus.WARN, f"sync reset: {why}")
-        self.get_logger().warning(f"{why}; synchronisation reset")
+        self._warn(f"{why}; synchronisation reset")
 
     def _on_synced(self, *msgs) -> None:
         if self._mailbox.put(msgs):
@@ -259,7 +267,7 @@ class RacalnetNode(Node):
             except SkipFrame as e:
                 self._count("skipped")
                 self._note(DiagnosticStatus.WARN, str(e))
-                self._log_once_per(2.0, self.get_logger().warning, f"frame skipped: {e}")
+                self._log_once_per(2.0, self._warn, f"frame skipped: {e}")
             except Exception as e:  # keep the node alive; the next frame may be fine
                 self._count("errors")
                 self._note(DiagnosticStatus.ERROR, f"{type(e).__name__}: {e}")
@@ -274,10 +282,13 @@ class RacalnetNode(Node):
         """Log `message` unless the same message was logged less than `period` s ago (a replayed bag repeats the
         same fault every frame; a new fault is always logged at once)."""
         now = time.monotonic()
-        if now - self._logged.get(message, -1e9) >= period:
-            self._logged[message] = now
-            if len(self._logged) > 256:
-                self._logged.clear()
+        with self._lock:  # called from the worker and from the diagnostics timer
+            due = now - self._logged.get(message, -1e9) >= period
+            if due:
+                if len(self._logged) > 256:
+                    self._logged.clear()
+                self._logged[message] = now
+        if due:
             log(message + (f"\n{detail}" if detail else ""))
 
     def _extrinsics(self, cloud: PointCloud2, image: Image) -> np.ndarray:
@@ -360,10 +371,9 @@ class RacalnetNode(Node):
         missing = [k for k in INPUTS[: self._num_inputs] if k != "image" and ages["image"] < 1.0 and ages[k] > silent]
         level, message = DiagnosticStatus.OK, "ok"
         if missing:
-            level, message = DiagnosticStatus.WARN, "no messages on " + ", ".join(self.resolve_topic_name(k)
-                                                                                 for k in missing)
-            self.get_logger().warning(message + " while images arrive; nothing can be synchronised",
-                                      throttle_duration_sec=10.0)
+            level = DiagnosticStatus.WARN
+            message = "no messages on " + ", ".join(self._resolved(k) for k in missing)
+            self._log_once_per(10.0, self._warn, message + " while images arrive; nothing can be synchronised")
         if problem is not None and problem[0] >= level:
             level, message = problem
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: pipeline", message=message,
