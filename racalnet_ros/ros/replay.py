@@ -166,13 +166,16 @@ class BagPlayer:
         if rate <= 0:
             raise ValueError(f"rate: must be > 0, got {rate}")
         loops = 0
+        start_wall = time.monotonic()
         while not should_stop():
-            start_wall = time.monotonic()
-            t0 = None
+            t0 = t_last = None
+            times: set[int] = set()
             for m in self.messages():
                 if should_stop():
                     return self.published
                 t0 = m.log_ns if t0 is None else t0
+                t_last = m.log_ns
+                times.add(m.log_ns)
                 target = start_wall + (m.log_ns - t0) * 1e-9 / rate
                 while (dt := target - time.monotonic()) > 0:
                     idle(min(dt, 0.05))
@@ -180,6 +183,9 @@ class BagPlayer:
             loops += 1
             if not loop or (max_loops is not None and loops >= max_loops) or t0 is None:
                 break
+            # the next loop starts one mean message interval after this one's last message
+            gap_s = (t_last - t0) * 1e-9 / max(1, len(times) - 1)
+            start_wall += ((t_last - t0) * 1e-9 + gap_s) / rate
             log.info("replay: loop %d done; restarting (stamps jump back)", loops)
         return self.published
 
