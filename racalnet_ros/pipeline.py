@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -42,6 +43,26 @@ from .metric_depth.smooth import SmoothConfig
 #: prior.source values: "frame" = frame.prior ("synthetic" and "topic" are aliases: the synthetic generator's
 #: simulated prior and the ROS prior topic both arrive as frame.prior), a precomputed folder, Depth Anything V2.
 PRIOR_SOURCES = ("frame", "synthetic", "topic", "precomputed", "depth-anything-v2")
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def resolve_device(device: str) -> str:
+    """The torch device to run on: "auto" -> "cuda" when torch sees a CUDA device, else "cpu"; "cpu", "cuda",
+    "cuda:N" are returned as given. ValueError for anything else, or for cuda when torch sees no CUDA device."""
+    device = str(device).strip().lower()
+    if not _DEVICE.match(device):
+        raise ValueError(f"pipeline config: device: expected auto | cpu | cuda | cuda:N, got {device!r}")
+    if device == "cpu":
+        return device
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise ValueError(f"pipeline config: device: {device!r} requested but torch sees no CUDA device "
+                         "(use auto or cpu)")
+    return device
 
 
 @dataclass
@@ -78,7 +99,7 @@ class PipelineConfig:
     align: AlignConfig = field(default_factory=AlignConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
-    device: str = "cpu"
+    device: str = "cpu"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N; resolved by from_config
 
     # ------------------------------------------------------------------ flat dotted keys
     def to_flat(self) -> dict[str, bool | int | float | str]:
@@ -169,6 +190,8 @@ class PipelineConfig:
         self.smooth.validate()
         if self.prior.source not in PRIOR_SOURCES:
             raise ValueError(f"pipeline config: prior.source: unknown {self.prior.source!r}; choose from {PRIOR_SOURCES}")
+        if not _DEVICE.match(str(self.device).strip().lower()):
+            raise ValueError(f"pipeline config: device: expected auto | cpu | cuda | cuda:N, got {self.device!r}")
         return self
 
     # ------------------------------------------------------------------ presets for the ablations
@@ -234,7 +257,10 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig) -> "Pipeline":
+        """Build every stage on cfg.device ("auto" resolves to cuda when available, else cpu); the pipeline's
+        config is a copy holding the resolved device."""
         cfg.validate()
+        cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
         rec = load_recalibrator(cfg.recalibration, cfg.device) if cfg.recalibration.enabled else None
         prior = make_prior(cfg.prior.spec(), device=cfg.device, fp16=cfg.prior.fp16)
         aligner = Aligner(cfg.align, cfg.refine, cfg.smooth, device=cfg.device)
@@ -280,4 +306,4 @@ class Pipeline:
 
 
 __all__ = ["ABLATIONS", "PRIOR_SOURCES", "Pipeline", "PipelineConfig", "PriorConfig", "RecalibrationConfig", "raw_anchors",
-           "load_recalibrator"]
+           "load_recalibrator", "resolve_device"]

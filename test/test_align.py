@@ -91,6 +91,21 @@ def test_nonpositive_scale_is_refused():
     assert not fit.ok or fit.scale > 0
 
 
+def test_search_finds_the_positive_fit_when_outliers_invert_the_plain_fit():
+    """40% outliers with the depth ordering reversed (far where the prior is nearest, near where it is farthest)
+    make plain least squares on all anchors come out with s <= 0; the threshold search still recovers the
+    inliers' affine map instead of falling back."""
+    prior, depth, uv, d, rng = scene(n=300, seed=2)
+    x = prior[uv[:, 1].astype(int), uv[:, 0].astype(int)]
+    lo, hi = np.quantile(x, [0.2, 0.8])
+    d = np.where(x >= hi, 80.0, np.where(x <= lo, 2.5, d)) * rng.uniform(0.95, 1.05, len(d))
+    plain = align_global(prior, uv, d, AlignConfig(threshold_search=False))
+    assert "nonpositive_scale" in plain.fallbacks  # the premise: plain least squares inverts the ordering
+    fit = align_global(prior, uv, d)
+    assert fit.ok and fit.fallbacks == []
+    assert fit.scale == pytest.approx(SCALE, rel=0.02) and fit.shift == pytest.approx(SHIFT, abs=0.002)
+
+
 def test_aligned_depth_is_clamped_to_the_configured_range():
     prior, depth, uv, d, _ = scene()
     out = apply_affine(prior, SCALE, SHIFT, 5.0, 40.0)

@@ -129,3 +129,29 @@ def test_config_round_trips_through_flat_keys_and_yaml(tmp_path):
     (tmp_path / "ros.yaml").write_text('/**:\n  ros__parameters:\n    image_topic: /cam\n    refine:\n      n_clusters: 5\n'
                                        '    recalibration.threshold: 0.7\n')
     assert PipelineConfig.from_yaml(tmp_path / "ros.yaml") == cfg
+
+
+def test_device_auto_resolves_to_cuda_when_available_else_cpu():
+    import torch
+
+    from racalnet_ros.pipeline import resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("gpu0")
+    with pytest.raises(ValueError, match="device"):
+        PipelineConfig.from_flat({"device": "tpu"})
+    cfg = PipelineConfig.from_flat({"device": "auto", "recalibration.enabled": False})
+    pipe = Pipeline.from_config(cfg)
+    assert pipe.config.device == resolve_device("auto") and cfg.device == "auto"
+    frame, gt = scene_frame(outlier_frac=0.0)
+    assert rel_err(pipe.run(frame).depth, gt) < 0.02
+
+
+def test_ros_parameter_file_of_the_node_loads():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "config" / "racalnet.yaml"
+    cfg = PipelineConfig.from_yaml(path)
+    assert cfg.device == "auto" and cfg.prior.source == "depth-anything-v2"

@@ -40,12 +40,17 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
         aligned = apply_affine(prior, fit.scale, fit.shift, acfg.min_depth, acfg.max_depth)
         used = fit.inliers
         size = f"{w}x{h}"
-        params = f"{len(d)} anchors, K={rcfg.n_clusters}, sample {rcfg.sample_size}"
+        params = f"{len(d)} anchors, K={rcfg.n_clusters}, sample {rcfg.sample_size}, stride {rcfg.stride}"
         rows.append({"name": "align_global (Eq. 11-12, threshold search)", "size": size, "device": "cpu",
                      "ms": median_ms(lambda: align_global(prior, uv, d, acfg), repeat), "params": params})
-        rows.append({"name": "refine_local (Eq. 13-14, K-means + blend)", "size": size, "device": device,
+        rows.append({"name": "refine_local (Eq. 13-14, K-means + blend, default stride)", "size": size, "device": device,
                      "ms": median_ms(lambda: refine_local(aligned, uv[used], d[used], rcfg, device=device,
                                                           return_labels=False), repeat), "params": params})
+        exact = RefineConfig(stride=1)
+        rows.append({"name": "refine_local, stride 1 (per-pixel memberships)", "size": size, "device": device,
+                     "ms": median_ms(lambda: refine_local(aligned, uv[used], d[used], exact, device=device,
+                                                          return_labels=False), repeat),
+                     "params": params.replace(f"stride {rcfg.stride}", "stride 1")})
         rows.append({"name": "smooth_edge_aware (Sobel + Gaussian)", "size": size, "device": "cpu",
                      "ms": median_ms(lambda: smooth_edge_aware(aligned, scfg), repeat),
                      "params": f"sigma {scfg.sigma}"})

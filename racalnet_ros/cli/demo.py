@@ -44,6 +44,9 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="cpu", help="node device: cpu, cuda, cuda:N or auto")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="mcap")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: derived from the pid)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra node parameter, e.g. --set refine.enabled=false; --set recalibration.enabled=false "
+                        "runs without a checkpoint")
     p.add_argument("--pngs", type=int, default=3, help="frames drawn in the report")
     p.add_argument("--frame-timeout", type=float, default=120.0, help="seconds to wait for one frame's depth")
 
@@ -183,7 +186,7 @@ def raw_radar_baseline(bag: Path, device: str) -> dict:
 
 
 def write_demo_report(out: Path, bag: Path, out_bag: Path, scores: dict, stats, baseline: dict | None,
-                      baseline_note: str, ckpt: Path, n_png: int, t_total: float) -> Path:
+                      baseline_note: str, ckpt: Path | None, n_png: int, t_total: float) -> Path:
     import cv2
 
     from ..metrics import format_table
@@ -205,7 +208,7 @@ def write_demo_report(out: Path, bag: Path, out_bag: Path, scores: dict, stats, 
         else:
             figs.append((f.frame_id, a_png.name, None))
 
-    rows = {"racalnet_node (recalibrated radar)": scores["summary"]}
+    rows = {("racalnet_node (recalibrated radar)" if ckpt else "racalnet_node (recalibration off)"): scores["summary"]}
     if baseline is not None:
         rows["same pipeline, raw radar (no recalibration)"] = baseline
     diag = _last_diagnostics(out_bag)
@@ -214,7 +217,7 @@ def write_demo_report(out: Path, bag: Path, out_bag: Path, scores: dict, stats, 
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {t_total:.0f} s in all.", "",
         f"- input bag: `{bag}` ({len(frames)} synthetic frames, {frames[0].width}x{frames[0].height})",
         f"- node outputs recorded to: `{out_bag}` ({stats.recorded})",
-        f"- recalibration checkpoint: `{ckpt}`",
+        f"- recalibration checkpoint: `{ckpt}`" if ckpt else "- recalibration: disabled",
         f"- frames replayed {stats.frames_published}, answered by the node {stats.frames_answered}; node log "
         f"`{out / 'node.log'}`", "",
         "## Depth vs the bag's LiDAR", "",
@@ -267,8 +270,15 @@ def main(args) -> int:
         return 1
     out.mkdir(parents=True, exist_ok=True)
     try:
-        ckpt = ensure_checkpoint(args.checkpoint, out, args.train_minutes, args.device)
-        _step(f"checkpoint: {ckpt}")
+        from .evaluate_bag import parse_sets
+        overrides = {"device": args.device, **parse_sets(args.set)}
+        if overrides.get("recalibration.enabled", True) is False:
+            ckpt = None
+            _step("recalibration disabled (--set recalibration.enabled=false): no checkpoint needed")
+        else:
+            ckpt = ensure_checkpoint(args.checkpoint, out, args.train_minutes, args.device)
+            overrides["recalibration.checkpoint"] = str(ckpt)
+            _step(f"checkpoint: {ckpt}")
         _step(f"generating {args.frames} synthetic frames ({args.width}x{args.height}, seeds {args.seed}..)")
         frames = synthetic_frames(args.frames, args.seed, args.width, args.height)
         bag = out / "input_bag"
@@ -277,14 +287,14 @@ def main(args) -> int:
         del frames
         _step(f"wrote {bag} ({summary.storage}: " + ", ".join(f"{t} x{n}" for t, n in summary.topics.items()) + ")")
         _step("starting racalnet_node and replaying the bag on loopback DDS (lockstep) ...")
-        overrides = {"recalibration.checkpoint": str(ckpt), "device": args.device}
         scores, stats, out_bag = evaluate(bag, out, overrides=overrides, pace="lockstep", storage=args.storage,
                                           domain_id=args.domain_id, frame_timeout=args.frame_timeout)
         _step(f"node answered {stats.frames_answered}/{stats.frames_published} frames in {stats.seconds:.0f} s")
         baseline, note = None, ""
         try:
-            _step("scoring the same pipeline without recalibration (reference row) ...")
-            baseline = raw_radar_baseline(bag, args.device)
+            if ckpt is not None:  # with recalibration off the node's row already is this one
+                _step("scoring the same pipeline without recalibration (reference row) ...")
+                baseline = raw_radar_baseline(bag, args.device)
         except Exception as exc:  # the reference row is optional; the node's row is the demo's result
             note = f"(Reference row without recalibration unavailable: {type(exc).__name__}: {exc}.)"
             _step(note)

@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-depth", action="store_true", help="write depth PNGs and kept anchors per frame")
     p.add_argument("--figures", type=int, default=0, metavar="K", help="figures for the first K frames")
     p.add_argument("--config", default="", help="pipeline YAML (plain or ROS parameter layout)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu) | cpu | cuda | cuda:N")
     p.add_argument("--fp16", action="store_true", help="half-precision prior network on CUDA")
     p.add_argument("--threshold", type=float, default=-1.0, help="recalibration confidence threshold (<0: checkpoint's)")
 
@@ -164,11 +164,15 @@ def main(args: argparse.Namespace) -> int:
     from ..metric_depth.output import figure, write_anchors, write_depth_png, write_figure
     from ..metric_depth.priors import make_prior
     from ..metrics import MetricAccumulator, format_table
-    from ..pipeline import PipelineConfig
+    from ..pipeline import PipelineConfig, resolve_device
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = parse_configurations(args.ablation)
     base = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
+    try:
+        args.device = resolve_device(args.device)
+    except ValueError as exc:
+        raise SystemExit(f"racalnet evaluate: --device: {exc}") from None
     base.device = args.device
     pipes, skipped = build_pipelines(names, base, args.checkpoint, args.threshold)
     explicit = args.ablation.strip() != "all"

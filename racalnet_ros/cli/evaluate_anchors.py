@@ -11,6 +11,7 @@ def add_arguments(p) -> None:
     p.add_argument("--root", default=None, help="dataset folder (synthetic: omit to generate --seeds on the fly)")
     p.add_argument("--checkpoint", default=None, help="recalibration checkpoint (default: the shipped one)")
     p.add_argument("--split", default="val")
+    p.add_argument("--ids", default="", help="only these frame ids of the split, comma-separated")
     p.add_argument("--seeds", default="100000:100040", help="synthetic on-the-fly seeds when --root is not given")
     p.add_argument("--threshold", type=float, default=None, help="confidence threshold (default: the checkpoint's)")
     p.add_argument("--sweep", default="", help="extra thresholds to report, e.g. 0.3,0.5,0.7")
@@ -36,6 +37,8 @@ def main(args) -> int:
             raise SystemExit(f"--root is required for --dataset {args.dataset}")
         from racalnet_ros.datasets import open_dataset
         ds = open_dataset(args.dataset, args.root, split=args.split)
+    if args.ids:
+        ds = ds.subset([i for i in args.ids.split(",") if i])
     label_cfg = LabelConfig.for_dataset(args.dataset)
     thresholds = [rec.threshold] + [float(t) for t in args.sweep.split(",") if t]
     stats = {t: AnchorStats(label_cfg) for t in thresholds}

@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument("--config", default="", help="pipeline YAML (plain or ROS parameter layout)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu) | cpu | cuda | cuda:N")
     p.add_argument("--fp16", action="store_true", help="half-precision prior network on CUDA")
 
 
@@ -158,12 +158,15 @@ def load_frame(img_path: Path, radar_path: Path, calib: dict):
 
 def main(args: argparse.Namespace) -> int:
     from ..metric_depth.output import figure, write_anchors, write_depth_png, write_figure
-    from ..pipeline import Pipeline, PipelineConfig
+    from ..pipeline import Pipeline, PipelineConfig, resolve_device
 
     calib = read_calibration(Path(args.calib))
     todo = pairs(Path(args.images), Path(args.radar))
     cfg = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
-    cfg.device = args.device
+    try:
+        cfg.device = resolve_device(args.device)
+    except ValueError as exc:
+        raise SystemExit(f"racalnet infer: --device: {exc}") from None
     spec = args.prior
     kind, _, arg = spec.partition(":")
     cfg.prior.source, cfg.prior.path, cfg.prior.fp16 = kind, arg, args.fp16

@@ -16,6 +16,7 @@ def add_arguments(p) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stops cleanly and saves")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from last_state.pt")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--lr-step", type=int, default=None, help="StepLR step (epochs)")
@@ -36,6 +37,8 @@ def add_arguments(p) -> None:
     p.add_argument("--train-cache", default=None, help="a file of prepared samples (skips the dataset)")
     p.add_argument("--val-cache", default=None)
     p.add_argument("--no-val", action="store_true")
+    p.add_argument("--prep-workers", type=int, default=1,
+                   help="processes preparing samples (frame loading / synthetic generation + labels), once per run")
     p.add_argument("--threshold", type=float, default=0.5, help="confidence threshold stored in the checkpoint")
     p.add_argument("--export", default=None, help="also write the best weights as float16 to this checkpoint path")
 

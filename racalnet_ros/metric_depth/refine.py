@@ -20,6 +20,12 @@ w_c(p) ~ exp(-(|f_p - mu_c|^2 - min_k |f_p - mu_k|^2) / (2 * blend * sigma^2)) w
 sample to its centroid: across a depth edge the log-depth term makes the membership practically hard (so
 discontinuities stay where the image has them), across a border inside a smooth surface it changes gradually.
 blend = 0 gives the hard assignment.
+
+Speed: the memberships and blended parameters (the per-pixel work, K exponentials per pixel) are computed on every
+`stride`-th pixel and the two parameter maps (a(p) - 1, b(p)) are upsampled bilinearly (OpenCV) before they are
+applied to every pixel's own depth. The depth itself is never resampled, so depth edges stay where they are; the
+parameters, which vary smoothly inside a surface, change over about `stride` pixels across an edge instead of
+one. stride = 1 is the exact per-pixel computation.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from .align import sample_prior, solve_affine
 class RefineConfig:
     """enabled: stage on/off. n_clusters: K of Eq. 13. sample_size: pixels used to fit K-means. depth_weight: weight
     of the log-depth feature. min_anchors: anchors a cluster needs for its own affine map. regularization: lam
-    towards the identity. blend: softness of the cluster borders (0 = hard). seed: K-means seed."""
+    towards the identity. blend: softness of the cluster borders (0 = hard). stride: pixel step of the membership
+    computation (parameter maps upsampled bilinearly; 1 = every pixel). seed: K-means seed."""
 
     enabled: bool = True
     n_clusters: int = 8
@@ -45,6 +52,7 @@ class RefineConfig:
     min_anchors: int = 8
     regularization: float = 0.05
     blend: float = 0.5
+    stride: int = 2
     seed: int = 0
 
     def validate(self) -> "RefineConfig":
@@ -56,6 +64,8 @@ class RefineConfig:
             raise ValueError(f"refine.min_anchors: must be >= 2, got {self.min_anchors}")
         if self.blend < 0 or self.regularization < 0:
             raise ValueError("refine.blend and refine.regularization must be >= 0")
+        if self.stride < 1:
+            raise ValueError(f"refine.stride: must be >= 1, got {self.stride}")
         return self
 
 
@@ -90,12 +100,25 @@ def _features(depth: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray]
     return f.reshape(3, -1), valid.reshape(-1)
 
 
+_CONTROLLER = None
+
+
+def _threadpools():
+    """threadpoolctl's controller, built once (threadpool_limits() rescans the loaded libraries on every call,
+    about 1 ms)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
 def fit_kmeans(features: np.ndarray, valid: np.ndarray, shape: tuple[int, int],
                cfg: RefineConfig) -> tuple[np.ndarray, float]:
     """K-means centroids (K x 3) fit by scikit-learn on a regular-grid subsample of the valid pixels, and the mean
     squared distance of that sample to its centroids (sigma^2 of the soft memberships)."""
     from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
 
     h, w = shape
     stride = max(1, int(np.sqrt(h * w / cfg.sample_size)))
@@ -104,7 +127,7 @@ def fit_kmeans(features: np.ndarray, valid: np.ndarray, shape: tuple[int, int],
     sample = features[:, grid.reshape(-1) & valid].T
     k = min(cfg.n_clusters, len(sample))
     # one thread: the sample is small, and OpenMP workers spin-waiting on a shared CPU cost 10x the work
-    with threadpool_limits(limits=1):
+    with _threadpools().limit(limits=1):
         km = KMeans(n_clusters=k, n_init=1, max_iter=50, random_state=cfg.seed).fit(sample)
     return km.cluster_centers_.astype(np.float32), max(float(km.inertia_ / max(1, len(sample))), 1e-12)
 
@@ -199,23 +222,40 @@ def refine_local(depth: np.ndarray, uv: np.ndarray, anchor_depth: np.ndarray, co
         a[c], b[c] = 1.0 + sol[0], sol[1]
 
     all_valid = bool(valid.all())
-    fv = feats if all_valid else feats[:, valid]
     need_local = bool(np.any((a != 1.0) | (b != 0.0)))
     if not need_local and not return_labels:
         return LocalRefinement(depth.copy(), labels_full.reshape(h, w), a, b, counts)
-    if str(device).startswith("cuda"):
-        d2 = squared_distances_torch(fv, centers, device)
-    else:
-        d2 = squared_distances(fv, centers)
+    cuda = str(device).startswith("cuda")
+
+    def distances(f):
+        return squared_distances_torch(f, centers, device) if cuda else squared_distances(f, centers)
+
+    def to_numpy(t):
+        return t.cpu().numpy() if hasattr(t, "cpu") else t
+
+    s = int(cfg.stride)
+    d2 = None
+    if return_labels or (need_local and s == 1):
+        d2 = distances(feats if all_valid else feats[:, valid])
     if return_labels:
-        lab = d2.argmin(0)
-        labels_full[valid] = lab.cpu().numpy() if hasattr(lab, "cpu") else lab
+        labels_full[valid] = to_numpy(d2.argmin(0))
     out = depth.copy()
     if need_local:
         # blend per-cluster parameters with the soft memberships (no seams), apply in inverse depth
-        da, db = blended_parameters(d2, a, b, sigma2, cfg.blend)
-        if hasattr(da, "cpu"):
-            da, db = da.cpu().numpy(), db.cpu().numpy()
+        if s == 1:
+            da, db = (to_numpy(t) for t in blended_parameters(d2, a, b, sigma2, cfg.blend))
+        else:
+            # every s-th pixel (invalid ones too: their features are finite), maps upsampled to full size
+            fs = feats.reshape(3, h, w)[:, s // 2::s, s // 2::s]
+            hs, ws = fs.shape[1:]
+            da_s, db_s = (to_numpy(t).reshape(hs, ws).astype(np.float32)
+                          for t in blended_parameters(distances(fs.reshape(3, -1)), a, b, sigma2, cfg.blend))
+            import cv2
+
+            da = cv2.resize(da_s, (w, h), interpolation=cv2.INTER_LINEAR).reshape(-1)
+            db = cv2.resize(db_s, (w, h), interpolation=cv2.INTER_LINEAR).reshape(-1)
+            if not all_valid:
+                da, db = da[valid], db[valid]
         z = 1.0 / (depth.reshape(-1) if all_valid else depth.reshape(-1)[valid])
         zr = z + da * z + db
         np.clip(zr, np.float32(1.0 / max_depth), np.float32(1.0 / min_depth), out=zr)

@@ -77,6 +77,43 @@ def prepare_samples(frames: Iterable[Frame], model_cfg: ModelConfig, label_cfg: 
     return samples
 
 
+_POOL_STATE: dict = {}
+
+
+def _pool_init(ds, model_cfg, label_cfg) -> None:
+    _POOL_STATE.update(ds=ds, model_cfg=model_cfg, label_cfg=label_cfg)
+
+
+def _pool_prepare(frame_id: str):
+    try:
+        frame = _POOL_STATE["ds"].load(frame_id)
+        return prepare_sample(frame, _POOL_STATE["model_cfg"], _POOL_STATE["label_cfg"])
+    except (ValueError, OSError) as exc:  # DatasetError / FrameError are ValueErrors: skip the frame, say why
+        log.warning("skipping frame %s: %s", frame_id, exc)
+        return None
+
+
+def prepare_dataset(ds, model_cfg: ModelConfig, label_cfg: LabelConfig, cache: Path | None = None,
+                    workers: int = 1, progress: bool = False) -> list[dict]:
+    """Prepare every frame of a FrameDataset (bad frames skipped with a warning), in `workers` processes (useful
+    when frames are generated on the fly); cached like `prepare_samples`."""
+    if workers <= 1 or (cache is not None and Path(cache).is_file()):
+        return prepare_samples(ds.iter_frames(skip_bad=True), model_cfg, label_cfg, cache, progress)
+    import multiprocessing as mp
+    with mp.get_context("fork").Pool(workers, _pool_init, (ds, model_cfg, label_cfg)) as pool:
+        it = pool.imap(_pool_prepare, ds.ids)
+        if progress:
+            from tqdm import tqdm
+            it = tqdm(it, total=len(ds.ids), desc="preparing samples", unit="frame")
+        samples = [s for s in it if s is not None]
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(str(cache) + ".tmp")
+        torch.save(samples, tmp)
+        tmp.replace(cache)
+    return samples
+
+
 def _jitter(img: torch.Tensor, strength: float, rng: np.random.Generator) -> torch.Tensor:
     """Brightness, contrast and saturation jitter (paper IV-B) with torchvision's functional ops."""
     import torchvision.transforms.v2.functional as TF

@@ -26,7 +26,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from .checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from .config import LabelConfig, ModelConfig, TrainConfig
-from .data import RecalibrationSamples, cache_key, collate_samples, prepare_samples
+from .data import RecalibrationSamples, cache_key, collate_samples, prepare_dataset, prepare_samples
 from .evaluate import label_metrics
 from .loss import recalibration_loss
 from .model import RecalibrationNet
@@ -71,7 +71,7 @@ def _load_samples(args, which, model_cfg, label_cfg, out: Path, rank: int, distr
     key = cache_key(ds.ids, model_cfg, label_cfg, extra=f"{args.dataset}:{args.root}:{which}")
     cache = out / "cache" / f"{which}-{key}.pt"
     if rank == 0:
-        samples = prepare_samples(ds.iter_frames(skip_bad=True), model_cfg, label_cfg, cache, progress=True)
+        samples = prepare_dataset(ds, model_cfg, label_cfg, cache, workers=args.prep_workers, progress=True)
     if distributed:
         dist.barrier()
     if rank != 0:
@@ -113,6 +113,8 @@ def validate(model, samples, model_cfg, batch_size, device, disp_weight, thresho
 def train(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     distributed, rank, world = _dist_info()
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")
     if distributed:

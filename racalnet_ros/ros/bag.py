@@ -344,6 +344,24 @@ def _frame_stamps(frames: Sequence[Frame], rate_hz: float, start_ns: int | None)
     return [start + int(round(i * 1e9 / rate_hz)) for i in range(len(frames))]
 
 
+def _in_first_sensor_frames(f: Frame, first: Frame) -> Frame:
+    """A shallow copy of `f` whose radar/LiDAR xyz are expressed in `first`'s radar/LiDAR frames (see write_bag)."""
+    import copy
+
+    from ..geometry import transform_points
+    if f is first:
+        return f
+    g = copy.copy(f)
+    if not np.allclose(f.T_cam_radar, first.T_cam_radar, atol=1e-12):
+        radar = f.radar.copy()
+        radar[:, :3] = transform_points(np.linalg.inv(first.T_cam_radar) @ f.T_cam_radar, f.radar_xyz)
+        g.radar, g.T_cam_radar = radar, first.T_cam_radar
+    if f.lidar is not None and not np.allclose(f.T_cam_lidar, first.T_cam_lidar, atol=1e-12):
+        g.lidar = transform_points(np.linalg.inv(first.T_cam_lidar) @ f.T_cam_lidar, f.lidar).astype(np.float32)
+        g.T_cam_lidar = first.T_cam_lidar
+    return g
+
+
 def write_bag(frames: Iterable[Frame], out: str | Path, storage: str = "sqlite3", rate_hz: float = 10.0,
               start_ns: int | None = None, topics: BagTopics = TOPICS, ids: BagFrameIds = FRAME_IDS,
               custom: Optional[dict[str, str]] = None, extrinsics: str = "same") -> BagSummary:
@@ -352,9 +370,11 @@ def write_bag(frames: Iterable[Frame], out: str | Path, storage: str = "sqlite3"
     Stamps: the frames' own if all are positive and strictly increasing, else start_ns (default DEFAULT_START_NS)
     + i / rate_hz. Extrinsics: /tf_static at the first stamp + metadata custom_data (see module docstring). A bag
     has one static calibration: with extrinsics="same" every frame must share the first frame's T_cam_radar and
-    T_cam_lidar (BagError otherwise); with extrinsics="first" the first frame's are used for all (e.g. synthetic
-    frames, each drawn with its own calibration error: the bag then carries one fixed calibration error, as a real
-    drive would).
+    T_cam_lidar (BagError otherwise); with extrinsics="first" (e.g. synthetic frames, each with its own sensor rig
+    and calibration error) the first frame's extrinsics are stored and every other frame's radar and LiDAR xyz are
+    re-expressed in the first frame's sensor frames (p' = T_first^-1 T_frame p), so projecting them with the stored
+    extrinsics gives exactly the pixels and depths the frame's own extrinsics give (LiDAR ground truth and each
+    frame's calibration error are preserved; doppler and power are kept as they are).
     """
     frames = list(frames)
     if not frames:
@@ -387,6 +407,8 @@ def write_bag(frames: Iterable[Frame], out: str | Path, storage: str = "sqlite3"
             bw.set_custom_data(k, v)
         bw.write(topics.tf_static, tf_message(tfs), stamps[0], transient_local=True)
         for f, s in zip(frames, stamps):
+            if extrinsics == "first":
+                f = _in_first_sensor_frames(f, first)
             for topic, msg in frame_messages(f, s, topics, ids):
                 bw.write(topic, msg, s)
         counts = dict(bw.counts)

@@ -11,6 +11,7 @@ import pytest
 import transforms3d
 
 from racalnet_ros.frame import CameraModel, Frame
+from racalnet_ros.geometry import project_to_image
 from racalnet_ros.ros import bag as bagio
 
 FIELDS = ("x", "y", "z", "doppler", "power")
@@ -121,8 +122,16 @@ def test_one_static_extrinsic_per_bag(tmp_path):
     with pytest.raises(bagio.BagError, match="T_cam_radar differs"):
         bagio.write_bag([a, b], tmp_path / "bag")
     bagio.write_bag([a, b], tmp_path / "bag2", extrinsics="first")
-    for f in bagio.read_frames(tmp_path / "bag2"):
+    back = list(bagio.read_frames(tmp_path / "bag2"))
+    for orig, f in zip((a, b), back):
         np.testing.assert_allclose(f.T_cam_radar, a.T_cam_radar, atol=1e-12)
+        # b's points were re-expressed in a's radar frame: the camera sees them exactly where b's extrinsic put them
+        p_orig = project_to_image(orig.radar_xyz, orig.T_cam_radar, orig.camera)
+        p_back = project_to_image(f.radar_xyz, f.T_cam_radar, f.camera)
+        np.testing.assert_array_equal(p_orig.index, p_back.index)
+        np.testing.assert_allclose(p_back.uv, p_orig.uv, atol=1e-3)
+        np.testing.assert_allclose(p_back.depth, p_orig.depth, atol=1e-4)
+        np.testing.assert_array_equal(f.radar[:, 3:], orig.radar[:, 3:])  # doppler, power unchanged
 
 
 def test_writers_never_overwrite_and_bad_storage_is_named(tmp_path):

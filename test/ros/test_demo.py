@@ -27,6 +27,12 @@ def require_synthetic():
     return mod
 
 
+def no_checkpoint_args() -> tuple[str, ...]:
+    """The shipped checkpoint when it is there; otherwise recalibration off (the demo would train for minutes)."""
+    from racalnet_ros.recalibration import default_checkpoint
+    return () if default_checkpoint().exists() else ("--set", "recalibration.enabled=false")
+
+
 def demo_cmd(out: Path, domain_id: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "racalnet_ros.cli", "demo", "--out", str(out), "--domain-id", str(domain_id),
             "--frames", "2", "--width", "320", "--height", "240", "--pngs", "2", *extra]
@@ -54,11 +60,9 @@ def test_demo_script_sets_up_then_runs_the_demo():
 @pytest.mark.timeout(900)
 def test_a_short_demo_writes_a_report_with_metrics_and_pngs(tmp_path, ros_domain_id):
     require_synthetic()
-    from racalnet_ros.recalibration import default_checkpoint
-    if not default_checkpoint().exists():
-        pytest.skip(f"no shipped checkpoint at {default_checkpoint()} (the demo would train for minutes first)")
     out = tmp_path / "demo"
-    proc = subprocess.run(demo_cmd(out, ros_domain_id), capture_output=True, text=True, timeout=880, cwd=REPO)
+    proc = subprocess.run(demo_cmd(out, ros_domain_id, *no_checkpoint_args()), capture_output=True, text=True,
+                          timeout=880, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = Path(re.search(r"^report: (.+)$", proc.stdout, re.M).group(1))
     assert report == out / "report.md"
@@ -80,12 +84,9 @@ def test_a_missing_checkpoint_fails_with_a_clear_message(tmp_path, ros_domain_id
 @pytest.mark.timeout(600)
 def test_sigterm_mid_run_stops_the_node_and_exits_non_zero(tmp_path, ros_domain_id):
     require_synthetic()
-    from racalnet_ros.recalibration import default_checkpoint
-    if not default_checkpoint().exists():
-        pytest.skip(f"no shipped checkpoint at {default_checkpoint()}")
     out = tmp_path / "demo"
-    proc = subprocess.Popen(demo_cmd(out, ros_domain_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            cwd=REPO, start_new_session=True)
+    proc = subprocess.Popen(demo_cmd(out, ros_domain_id, *no_checkpoint_args()), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
     try:
         deadline = time.monotonic() + 400
         while not (out / "node.pid").exists() and proc.poll() is None and time.monotonic() < deadline:

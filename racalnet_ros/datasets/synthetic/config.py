@@ -28,7 +28,7 @@ class SynthConfig:
     lidar_beams: int = 32
     lidar_fov_up_deg: float = 10.0
     lidar_fov_down_deg: float = -30.0
-    lidar_azimuth_res_deg: float = 0.3
+    lidar_azimuth_res_deg: float = 0.6
     lidar_max_range: float = 100.0
     lidar_noise_m: float = 0.02
     # --- 4D radar (in the bumper: lower and ahead of the camera, wider FOV) ------------------------------------------
@@ -38,11 +38,11 @@ class SynthConfig:
     radar_max_range: float = 100.0
     radar_range_noise_m: float = 0.15
     radar_azimuth_noise_deg: float = 0.3
-    radar_elevation_noise_deg: float = 1.5
+    radar_elevation_noise_deg: float = 1.0
     radar_doppler_noise: float = 0.1               # m/s
     radar_ghost_fraction: tuple[float, float] = (0.03, 0.10)
     radar_clutter_fraction: tuple[float, float] = (0.02, 0.08)
-    radar_calib_rot_deg: float = 1.0               # std of the per-axis rotation error of the calibrated T_cam_radar
+    radar_calib_rot_deg: float = 0.7               # std of the per-axis rotation error of the calibrated T_cam_radar
     radar_calib_trans_m: float = 0.05              # std of the per-axis translation error
     radar_time_offset_s: float = 0.05              # radar stamp offset drawn from U(-x, x)
     # --- simulated monocular prior (see docs/synthetic.md) -----------------------------------------------------------

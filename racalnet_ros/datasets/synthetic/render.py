@@ -37,9 +37,14 @@ def _pixel_rays(K: tuple, dist: tuple, width: int, height: int) -> np.ndarray:
                                  criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 1e-9)).reshape(-1, 2)
     else:
         xn = (pix - Km[:2, 2]) / np.diag(Km)[:2]
-    rays = np.concatenate([xn, np.ones((len(xn), 1))], axis=1)
+    rays = np.concatenate([xn, np.ones((len(xn), 1))], axis=1).astype(np.float32)
     rays.flags.writeable = False
     return rays
+
+
+@lru_cache(maxsize=1)
+def _gamma_lut() -> np.ndarray:
+    return (np.linspace(0, 1, 1024) ** (1 / 1.1) * 255 + 0.5).astype(np.uint8)
 
 
 def pixel_rays(camera: CameraModel) -> np.ndarray:
@@ -61,9 +66,11 @@ def render_camera(scene: Scene, rc, rig: Rig, camera: CameraModel, rng: np.rando
 
     H, W = camera.height, camera.width
     rays_cam = pixel_rays(camera)
-    R, o = rig.T_ego_cam[:3, :3], rig.T_ego_cam[:3, 3]
-    d = (rays_cam @ R.T).astype(np.float32)
-    rays = np.concatenate([np.broadcast_to(o.astype(np.float32), d.shape), d], axis=1)
+    R, o = rig.T_ego_cam[:3, :3].astype(np.float32), rig.T_ego_cam[:3, 3].astype(np.float32)
+    d = rays_cam @ R.T
+    rays = np.empty((len(d), 6), np.float32)
+    rays[:, :3] = o
+    rays[:, 3:] = d
     ans = rc.cast_rays(o3d.core.Tensor(rays))
     t = ans["t_hit"].numpy()
     hit = np.isfinite(t)
@@ -90,12 +97,13 @@ def render_camera(scene: Scene, rc, rig: Rig, camera: CameraModel, rng: np.rando
     fog = (1.0 - np.exp(-dist / FOG_DISTANCE))[:, None]
     rgb = rgb * (1 - fog) + SKY_HORIZON * fog
 
-    img = sky_colour(d)
+    img = np.empty((H * W, 3), np.float32)
+    img[~hit] = sky_colour(d[~hit])
     img[hit] = rgb
     img = img.reshape(H, W, 3)
     img = cv2.GaussianBlur(img, (0, 0), 0.6)                    # optics: soften aliasing
-    img = img + rng.normal(0.0, 0.012, img.shape).astype(np.float32)   # sensor noise
-    img = (np.clip(img, 0, 1) ** (1 / 1.1) * 255 + 0.5).astype(np.uint8)
+    img += np.float32(0.012) * rng.standard_normal(img.shape, dtype=np.float32)   # sensor noise
+    img = _gamma_lut()[(np.clip(img, 0, 1) * 1023 + 0.5).astype(np.int32)]   # display gamma via a lookup table
 
     depth = np.zeros(H * W, np.float32)
     depth[hit] = t[hit]       # ray z = 1 in the optical frame, so t is the camera-frame depth

@@ -219,7 +219,9 @@ def build_scene(rng: np.random.Generator, cfg: SynthConfig, ego_speed: float) ->
 
     # parked cars along both kerbs, on slots 6.5 m apart
     n_parked = int(rng.integers(cfg.parked_cars[0], cfg.parked_cars[1] + 1))
-    slots = [(s, xs) for s in (-1, 1) for xs in np.arange(4.0, 90.0, 6.5)]
+    # the right kerb gets parked cars only when they stay clear of the ego lane (|y| < 1.1 m), else they'd block it
+    sides = (-1, 1) if right + 1.15 + 1.0 < -1.1 else (1,)
+    slots = [(s, xs) for s in sides for xs in np.arange(4.0, 90.0, 6.5)]
     for i in rng.permutation(len(slots))[:n_parked]:
         side, xs = slots[i]
         y = (right + 1.15) if side < 0 else (left - 1.15)
