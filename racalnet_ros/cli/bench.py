@@ -8,9 +8,9 @@ import importlib
 import json
 import platform
 
-HELP = "time the recalibration network, the alignment stages and the node overhead (writes a table / JSON)"
+HELP = "time the recalibration network, the alignment stages, the node overhead and synthetic frame generation (writes a table / JSON)"
 
-AREAS = ("recalibration", "alignment", "node")
+AREAS = ("recalibration", "alignment", "node", "synthetic")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

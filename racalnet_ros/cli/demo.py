@@ -39,8 +39,10 @@ def add_arguments(p) -> None:
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--checkpoint", default=None, help="recalibration checkpoint (default: the shipped one)")
-    p.add_argument("--train-minutes", type=float, default=3.0,
-                   help="when no checkpoint exists: minutes of `racalnet train` on synthetic data first")
+    p.add_argument("--train-minutes", type=float, default=2.0,
+                   help="when no checkpoint exists: minutes of `racalnet train` on synthetic data first (after "
+                        "preparing --train-frames samples, about 1 s each on a CPU)")
+    p.add_argument("--train-frames", type=int, default=48, help="synthetic frames for that fallback training")
     p.add_argument("--device", default="cpu", help="node device: cpu, cuda, cuda:N or auto")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="mcap")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: derived from the pid)")
@@ -56,7 +58,7 @@ def _step(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def ensure_checkpoint(requested: str | None, out: Path, minutes: float, device: str) -> Path:
+def ensure_checkpoint(requested: str | None, out: Path, minutes: float, device: str, frames: int = 48) -> Path:
     """The checkpoint to use; trains one briefly when none exists (FileNotFoundError if that fails too)."""
     if requested:
         p = Path(requested)
@@ -68,10 +70,11 @@ def ensure_checkpoint(requested: str | None, out: Path, minutes: float, device: 
     if shipped.exists():
         return shipped
     target = out / "checkpoint" / "small_synthetic"
-    _step(f"NO recalibration checkpoint at {shipped} (the shipped one is missing); training one for "
-          f"{minutes:g} min on synthetic data -> {target}.safetensors")
+    _step(f"NO recalibration checkpoint at {shipped} (the shipped one is missing); training a stand-in on "
+          f"{frames} synthetic frames for {minutes:g} min (a weak model: ship the real one) -> {target}.safetensors")
     cmd = [sys.executable, "-m", "racalnet_ros.cli", "train", "--dataset", "synthetic", "--preset", "small",
            "--out", str(out / "train"), "--max-minutes", str(minutes),
+           "--train-seeds", f"0:{frames}", "--val-seeds", f"100000:{100000 + max(4, frames // 6)}",
            "--device", "cpu" if device == "auto" else device,
            "--export", str(target)]
     _step("  " + " ".join(cmd))
@@ -276,7 +279,7 @@ def main(args) -> int:
             ckpt = None
             _step("recalibration disabled (--set recalibration.enabled=false): no checkpoint needed")
         else:
-            ckpt = ensure_checkpoint(args.checkpoint, out, args.train_minutes, args.device)
+            ckpt = ensure_checkpoint(args.checkpoint, out, args.train_minutes, args.device, args.train_frames)
             overrides["recalibration.checkpoint"] = str(ckpt)
             _step(f"checkpoint: {ckpt}")
         _step(f"generating {args.frames} synthetic frames ({args.width}x{args.height}, seeds {args.seed}..)")

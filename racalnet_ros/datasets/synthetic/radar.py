@@ -91,10 +91,9 @@ def simulate_radar(scene: S.Scene, rc_cam, rig: Rig, camera: CameraModel, dt: fl
     n_total = int(rng.integers(cfg.radar_points[0], cfg.radar_points[1] + 1))
     n_ghost = int(round(n_total * rng.uniform(*cfg.radar_ghost_fraction)))
     n_clutter = int(round(n_total * rng.uniform(*cfg.radar_clutter_fraction)))
-    n_true = n_total - n_ghost - n_clutter if len(hit) else 0
-    n_clutter = n_total - n_ghost - n_true if len(hit) == 0 else n_clutter
-    if len(hit) == 0:
-        n_ghost, n_clutter = 0, n_total
+    n_true = n_total - n_ghost - n_clutter
+    if len(hit) == 0:                 # nothing within range (an empty scene): the radar reports clutter only
+        n_true, n_ghost, n_clutter = 0, 0, n_total
     pick = rng.choice(len(hit), size=n_true, replace=n_true > len(hit), p=weight / weight.sum()) if n_true else \
         np.zeros(0, np.int64)
 

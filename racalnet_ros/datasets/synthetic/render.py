@@ -42,6 +42,37 @@ def _pixel_rays(K: tuple, dist: tuple, width: int, height: int) -> np.ndarray:
     return rays
 
 
+def ray_lengths(camera: CameraModel) -> np.ndarray:
+    """|ray| of every pixel ray (rotation does not change it): camera z-depth -> distance along the ray."""
+    return _ray_lengths(tuple(camera.K.ravel()), tuple(camera.dist.ravel()), camera.width, camera.height)
+
+
+@lru_cache(maxsize=4)
+def _ray_lengths(K: tuple, dist: tuple, width: int, height: int) -> np.ndarray:
+    out = np.linalg.norm(_pixel_rays(K, dist, width, height), axis=1).astype(np.float32)
+    out.flags.writeable = False
+    return out
+
+
+NOISE_STD = 0.012     # image sensor noise (linear intensity)
+NOISE_PAD = 61
+
+
+@lru_cache(maxsize=4)
+def _noise_field(height: int, width: int) -> np.ndarray:
+    """A fixed Gaussian noise image larger than the frame; each frame uses a random crop of it (drawing 0.9 M
+    normals per frame cost more than the rest of the compositing)."""
+    f = NOISE_STD * np.random.default_rng(12345).standard_normal((height + NOISE_PAD, width + NOISE_PAD, 3),
+                                                                  dtype=np.float32)
+    f.flags.writeable = False
+    return f
+
+
+def _noise_crop(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    r, c = rng.integers(0, NOISE_PAD, 2)
+    return _noise_field(height, width)[r:r + height, c:c + width]
+
+
 @lru_cache(maxsize=1)
 def _gamma_lut() -> np.ndarray:
     return (np.linspace(0, 1, 1024) ** (1 / 1.1) * 255 + 0.5).astype(np.uint8)
@@ -67,23 +98,27 @@ def render_camera(scene: Scene, rc, rig: Rig, camera: CameraModel, rng: np.rando
     H, W = camera.height, camera.width
     rays_cam = pixel_rays(camera)
     R, o = rig.T_ego_cam[:3, :3].astype(np.float32), rig.T_ego_cam[:3, 3].astype(np.float32)
-    d = rays_cam @ R.T
-    rays = np.empty((len(d), 6), np.float32)
+    rays = np.empty((len(rays_cam), 6), np.float32)
     rays[:, :3] = o
-    rays[:, 3:] = d
+    d = rays[:, 3:]
+    # d = rays_cam @ R.T written out per column: a BLAS matmul with an N x 3 operand is slow on a busy shared CPU
+    np.multiply(rays_cam[:, 0:1], R[:, 0], out=d)
+    d += rays_cam[:, 1:2] * R[:, 1]
+    d += rays_cam[:, 2:3] * R[:, 2]
     ans = rc.cast_rays(o3d.core.Tensor(rays))
     t = ans["t_hit"].numpy()
     hit = np.isfinite(t)
     prim = ans["primitive_ids"].numpy()[hit].astype(np.int64)
     n = ans["primitive_normals"].numpy()[hit]
     dh = d[hit]
-    n = np.where((np.sum(n * dh, axis=1) > 0)[:, None], -n, n)   # face the camera
+    back = n[:, 0] * dh[:, 0] + n[:, 1] * dh[:, 1] + n[:, 2] * dh[:, 2] > 0
+    n[back] *= -1.0                                              # face the camera
     p = o + t[hit, None] * dh
     obj = scene.tri_object[prim]
     alb = textures.albedo(scene.material[obj], obj, p, n, scene)
 
     sun = scene.sun
-    lambert = np.clip(n @ sun, 0.0, None)
+    lambert = np.clip(n[:, 0] * sun[0] + n[:, 1] * sun[1] + n[:, 2] * sun[2], 0.0, None)
     if shadows:
         lit = lambert > 0
         srays = np.concatenate([p[lit] + n[lit] * 0.02, np.broadcast_to(sun, (int(lit.sum()), 3))], axis=1)
@@ -93,7 +128,7 @@ def render_camera(scene: Scene, rc, rig: Rig, camera: CameraModel, rng: np.rando
         lambert[lit] = lam
     shade = AMBIENT * (0.8 + 0.2 * n[:, 2]) + (1.0 - AMBIENT) * lambert
     rgb = alb * shade[:, None]
-    dist = t[hit] * np.linalg.norm(dh, axis=1)
+    dist = t[hit] * ray_lengths(camera)[hit]
     fog = (1.0 - np.exp(-dist / FOG_DISTANCE))[:, None]
     rgb = rgb * (1 - fog) + SKY_HORIZON * fog
 
@@ -102,7 +137,7 @@ def render_camera(scene: Scene, rc, rig: Rig, camera: CameraModel, rng: np.rando
     img[hit] = rgb
     img = img.reshape(H, W, 3)
     img = cv2.GaussianBlur(img, (0, 0), 0.6)                    # optics: soften aliasing
-    img += np.float32(0.012) * rng.standard_normal(img.shape, dtype=np.float32)   # sensor noise
+    img += _noise_crop(H, W, rng)                               # sensor noise
     img = _gamma_lut()[(np.clip(img, 0, 1) * 1023 + 0.5).astype(np.int32)]   # display gamma via a lookup table
 
     depth = np.zeros(H * W, np.float32)
