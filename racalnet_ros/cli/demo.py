@@ -128,10 +128,10 @@ def _depth_colour(depth: float) -> tuple[int, int, int]:
 def _label(img: np.ndarray, text: str) -> None:
     """White text on a dark band at the top, scaled to the image width."""
     import cv2
-    scale = max(0.4, img.shape[1] / 1280)
-    h = int(22 * scale) + 6
+    font = max(0.45, 0.5 * img.shape[1] / 900)
+    h = int(30 * font) + 8
     img[:h] = (img[:h] * 0.35).astype(np.uint8)
-    cv2.putText(img, text, (6, h - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(img, text, (6, h - 8), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def draw_anchors(frame, anchors_msg) -> np.ndarray:

@@ -233,7 +233,7 @@ def refine_local(depth: np.ndarray, uv: np.ndarray, anchor_depth: np.ndarray, co
     def to_numpy(t):
         return t.cpu().numpy() if hasattr(t, "cpu") else t
 
-    s = int(cfg.stride)
+    s = int(cfg.stride) if min(h, w) >= 2 * cfg.stride else 1  # tiny images: per pixel
     d2 = None
     if return_labels or (need_local and s == 1):
         d2 = distances(feats if all_valid else feats[:, valid])
