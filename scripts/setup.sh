@@ -8,7 +8,7 @@ VENV=${RACALNET_VENV:-.venv}
 PY=${PYTHON:-python3}
 
 need_apt=()
-ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need_apt+=(libusb-1.0-0)
+ldconfig -p 2>/dev/null | grep 'libusb-1.0.so.0' >/dev/null || need_apt+=(libusb-1.0-0)  # no grep -q: with pipefail its early exit fails the pipe
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "[setup] installing system packages: ${need_apt[*]}"
