@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from racalnet_ros.frame import CameraModel, Frame, RadarAnchors
+from racalnet_ros.frame import CameraModel, Frame
 from racalnet_ros.metric_depth.aligner import Aligner
 from racalnet_ros.metric_depth.priors import FramePrior
 from racalnet_ros.pipeline import ABLATIONS, Pipeline, PipelineConfig, raw_anchors

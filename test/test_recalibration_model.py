@@ -6,7 +6,7 @@ import torch
 
 from racalnet_ros.frame import FrameError
 from racalnet_ros.recalibration.config import ModelConfig, TrainConfig
-from racalnet_ros.recalibration.data import RecalibrationSamples, collate_samples, prepare_sample, sample_tensors
+from racalnet_ros.recalibration.data import collate_samples, prepare_sample, sample_tensors
 from racalnet_ros.recalibration.config import LabelConfig
 from racalnet_ros.recalibration.features import feature_dim, radar_point_features
 from racalnet_ros.recalibration.model import RecalibrationNet

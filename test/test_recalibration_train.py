@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from racalnet_ros.recalibration.checkpoint import load_checkpoint
-from racalnet_ros.recalibration.config import LabelConfig, ModelConfig, TrainConfig
+from racalnet_ros.recalibration.config import LabelConfig, ModelConfig
 from racalnet_ros.recalibration.data import RecalibrationSamples, collate_samples, prepare_samples
 from racalnet_ros.recalibration.loss import recalibration_loss
 from racalnet_ros.recalibration.model import RecalibrationNet

@@ -16,23 +16,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
 
 import numpy as np
 
+from . import median_ms
+
 W, H = 640, 480
 NUM_RADAR = 300
-
-
-def _median_ms(fn: Callable[[], object], reps: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def _scene(seed: int = 0):
@@ -96,9 +86,11 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
 
     params = {"size": f"{W}x{H}", "radar_points": NUM_RADAR, "anchors": len(anchors)}
     rows = [
-        {"name": "sync (4 inputs)", "ms": _median_ms(do_sync, reps), **params},
-        {"name": "convert_in (image+cloud+info+prior -> Frame)", "ms": _median_ms(convert_in, reps), **params},
-        {"name": "build_out (depth 32FC1 + anchors + colored rgb8)", "ms": _median_ms(build_out, reps), **params},
+        {"name": "sync (4 inputs)", "ms": median_ms(do_sync, repeat=reps, warmup=3), **params},
+        {"name": "convert_in (image+cloud+info+prior -> Frame)", "ms": median_ms(convert_in, reps, warmup=3),
+         **params},
+        {"name": "build_out (depth 32FC1 + anchors + colored rgb8)", "ms": median_ms(build_out, reps, warmup=3),
+         **params},
     ]
     publish_ms = _publish_ms(build_out(), info_msg, reps)
     if publish_ms is not None:
@@ -139,7 +131,7 @@ def _publish_ms(msgs, info_msg, reps: int):
             pubs[2].publish(colored_msg)
             pubs[3].publish(info_msg)
 
-        ms = _median_ms(publish, reps)
+        ms = median_ms(publish, repeat=reps, warmup=3)
         node.destroy_node()
         return ms
     finally:
@@ -181,8 +173,8 @@ def _pipeline_rows(frame, device: str, reps: int, params: dict) -> list[dict]:
             cfg = PipelineConfig.from_flat({"prior.source": "frame", "device": device, **over})
             pipe = Pipeline.from_config(cfg)
             stage_times: list[dict] = []
-            total = _median_ms(lambda: stage_times.append(pipe.run(frame).diagnostics.get("times_ms", {})), reps,
-                               warmup=1)
+            total = median_ms(lambda: stage_times.append(pipe.run(frame).diagnostics.get("times_ms", {})),
+                              repeat=reps, warmup=1)
             rows.append({"name": name, "ms": total, **params, "device": device})
             for stage in ("recalibrate", "align", "refine", "smooth"):
                 vals = [float(t[stage]) for t in stage_times[1:] if stage in t]  # [1:]: skip the warm-up run

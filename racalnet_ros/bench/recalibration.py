@@ -7,25 +7,13 @@ MLP, attention, heads on a cached feature map), so the linear / quadratic growth
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import torch
 
-
-def _median_ms(fn, reps: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000.0)
-    return statistics.median(times)
+from . import median_ms
 
 
 def run(device: str = "cpu", quick: bool = False) -> list[dict]:
-    import numpy as np
-
     from ..recalibration.config import ModelConfig
     from ..recalibration.features import project_radar, radar_point_features
     from ..recalibration.model import RecalibrationNet, to_working_uv, working_size
@@ -44,7 +32,7 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
         rec = Recalibrator(model, cfg, device=device)
         for n in counts:
             frame = toy_frame(0, width=640, height=480, n_radar=n)
-            total = _median_ms(lambda: rec.predict(frame), reps)
+            total = median_ms(lambda: rec.predict(frame), repeat=reps, warmup=1)
             size = working_size(640, 480, cfg.input_width)
             image = torch.from_numpy(resize_image(frame.image, size)).permute(2, 0, 1)[None].float().to(device) / 255
             pr = project_radar(frame)
@@ -54,8 +42,8 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
             valid = torch.ones(1, len(pr), dtype=torch.bool, device=device)
             with torch.inference_mode():
                 fmap = model.encode_image(image)
-                enc = _median_ms(lambda: model.encode_image(image), reps)
-                pts = _median_ms(lambda: model.decode_points(fmap, feats, uv, valid), reps)
+                enc = median_ms(lambda: model.encode_image(image), repeat=reps, warmup=1)
+                pts = median_ms(lambda: model.decode_points(fmap, feats, uv, valid), repeat=reps, warmup=1)
             rows.append({"name": f"recalibrate {preset} 640x480", "ms": total, "preset": preset, "points": len(pr),
                          "input": f"{size[0]}x{size[1]}", "encoder_ms": enc, "points_ms": pts,
                          "params_M": round(model.num_parameters() / 1e6, 2), "threads": torch.get_num_threads(),

@@ -109,15 +109,9 @@ def synthetic_frames(n: int, seed: int, width: int, height: int) -> list:
 # ---------------------------------------------------------------------------------------------------------------
 # drawing (OpenCV; images are RGB in memory, BGR on disk)
 def colorize_depth(depth: np.ndarray, near: float = 2.0, far: float = 80.0) -> np.ndarray:
-    """H x W metres -> H x W x 3 uint8 RGB: turbo on log depth from `near` (red) to `far` (blue); invalid = black."""
-    import cv2
-    d = np.asarray(depth, np.float32)
-    ok = np.isfinite(d) & (d > 0)
-    logd = np.log(np.clip(np.where(ok, d, far), near, far))
-    scaled = (np.log(far) - logd) / (np.log(far) - np.log(near))  # 1 = near, 0 = far
-    rgb = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[:, :, ::-1].copy()
-    rgb[~ok] = 0
-    return rgb
+    """The package's colour map (metric_depth.output.colorize_depth) over `near` .. `far` metres."""
+    from ..metric_depth.output import colorize_depth as _colorize
+    return _colorize(depth, near, far)
 
 
 def _depth_colour(depth: float) -> tuple[int, int, int]:

@@ -138,7 +138,6 @@ def pairs(images: Path, radar: Path) -> list[tuple[Path, Path]]:
 
 def load_frame(img_path: Path, radar_path: Path, calib: dict):
     import cv2
-    import numpy as np
 
     from ..frame import CameraModel, Frame
 

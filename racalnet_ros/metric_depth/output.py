@@ -45,14 +45,25 @@ def write_anchors(path: str | Path, anchors: RadarAnchors) -> None:
     np.save(path, anchors.kept_array())
 
 
-def colorize_depth(depth: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
-    """H x W x 3 uint8 RGB: turbo colour map of inverse depth (near = red, far = blue), invalid = black."""
-    inv = 1.0 / np.asarray(depth, np.float32)
+def colorize_depth(depth: np.ndarray, min_depth: float = 0.5, max_depth: float = 80.0) -> np.ndarray:
+    """H x W metres -> H x W x 3 uint8 RGB: turbo colour map of sqrt-scaled inverse depth over [min_depth, max_depth]
+    (near = red, far = blue); NaN / <= 0 = black. The one colour map of the package (figures, demo, the node's
+    depth/colored); in-place OpenCV ops, about 2 ms at 640x480 on one CPU core."""
+    d = np.asarray(depth, np.float32)
+    ok = d > 0  # False for NaN too
     lo, hi = 1.0 / max_depth, 1.0 / min_depth
-    t = np.clip((np.nan_to_num(inv, nan=lo) - lo) / (hi - lo), 0, 1) ** 0.5  # sqrt spreads the far range
-    rgb = cv2.applyColorMap((t * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1].copy()
-    rgb[~np.isfinite(depth)] = 0
-    return rgb
+    inv = np.empty_like(d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(1.0, d, out=inv)
+        np.clip(inv, lo, hi, out=inv)
+        inv -= lo
+        inv *= 1.0 / (hi - lo)
+        cv2.sqrt(inv, inv)  # spreads the far range
+    u8 = cv2.convertScaleAbs(inv, alpha=255.0)
+    img = cv2.applyColorMap(u8, cv2.COLORMAP_TURBO)
+    cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)
+    img[~ok] = 0
+    return img
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:

@@ -8,7 +8,7 @@ checkpoint records the configuration that built it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 #: Per-point radar feature groups understood by `features.radar_point_features` (see there for the columns).

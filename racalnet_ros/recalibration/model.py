@@ -3,8 +3,7 @@ radar MLP -> CamRad-Fusion (self- and cross-attention) -> confidence + displacem
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 import torch.nn as nn
 from torchvision.ops import roi_align
@@ -27,7 +26,7 @@ def working_size(width: int, height: int, input_width: int) -> tuple[int, int]:
     return int(input_width), h
 
 
-def to_working_uv(uv: torch.Tensor | "np.ndarray", width: int, height: int, size: tuple[int, int]):
+def to_working_uv(uv: "torch.Tensor | np.ndarray", width: int, height: int, size: tuple[int, int]):
     """Full-resolution pixel (u, v) -> working-resolution pixel (pixel centres at integers on both grids)."""
     sx, sy = size[0] / width, size[1] / height
     out = uv * 1.0

@@ -19,6 +19,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
 from ..frame import RADAR_OPTIONAL, RADAR_XYZ, CameraModel, Frame, FrameError, RadarAnchors
+from ..metric_depth.output import colorize_depth  # noqa: F401  re-exported: the package's one colour map
 
 
 class ConversionError(ValueError):
@@ -325,23 +326,3 @@ def anchors_to_pointcloud2(anchors: RadarAnchors, camera: CameraModel, header=No
         xn = np.zeros((0, 2))
     return array_to_pointcloud2({"x": xn[:, 0] * d, "y": xn[:, 1] * d, "z": d, "u": uv[:, 0], "v": uv[:, 1],
                                  "confidence": anchors.confidence[k]}, header)
-
-
-def colorize_depth(depth: np.ndarray, max_depth: float = 80.0) -> np.ndarray:
-    """H x W metres -> H x W x 3 uint8 RGB (turbo on sqrt-scaled inverse depth over 0.5 m .. max_depth: near = red,
-    far = blue; NaN / <= 0 = black). In-place OpenCV ops: about 2 ms at 640x480 on one CPU core."""
-    d = np.asarray(depth, np.float32)
-    ok = d > 0  # False for NaN too
-    lo = 1.0 / max_depth
-    inv = np.empty_like(d)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(1.0, d, out=inv)
-        np.clip(inv, lo, 2.0, out=inv)
-        inv -= lo
-        inv *= 1.0 / (2.0 - lo)
-        cv2.sqrt(inv, inv)  # spreads the far range
-    u8 = cv2.convertScaleAbs(inv, alpha=255.0)
-    img = cv2.applyColorMap(u8, cv2.COLORMAP_TURBO)
-    cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)
-    img[~ok] = 0
-    return img

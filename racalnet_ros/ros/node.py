@@ -332,8 +332,8 @@ class RacalnetNode(Node):
         self.pub_info.publish(info)
         self.pub_anchors.publish(convert.anchors_to_pointcloud2(result.anchors, frame.camera, header))
         if self.pub_colored is not None:
-            self.pub_colored.publish(convert.array_to_image(convert.colorize_depth(depth, s.colored_max_depth),
-                                                            "rgb8", header))
+            coloured = convert.colorize_depth(depth, max_depth=s.colored_max_depth)
+            self.pub_colored.publish(convert.array_to_image(coloured, "rgb8", header))
         t3 = time.perf_counter()
 
         diag = result.diagnostics or {}
