@@ -54,7 +54,7 @@ setup(
     ],
     extras_require={
         "ros": ROS_WHEELS,
-        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "pytest-timeout>=2.2"],
+        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "pytest-timeout>=2.2", "colcon-common-extensions>=0.3"],
     },
     zip_safe=True,
     maintainer="racalnet_ros developers",
