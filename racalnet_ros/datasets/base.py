@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import abc
 import logging
+from pathlib import Path
 from typing import Iterator, Sequence
+
+import numpy as np
 
 from ..frame import Frame
 
@@ -14,6 +17,17 @@ log = logging.getLogger(__name__)
 
 class DatasetError(ValueError):
     """A file of a dataset is missing or malformed; the message names the file and the problem."""
+
+
+def load_npy(path: Path, what: str = "file") -> np.ndarray:
+    """np.load without pickles; DatasetError naming the file if it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: {what} is missing")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DatasetError(f"{path}: cannot read .npy ({exc})") from None
 
 
 class FrameDataset(abc.ABC):

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .base import DatasetError
+from .base import DatasetError, load_npy
 
 
 def load_precomputed_prior(folder, frame_id: str, size_hw: tuple[int, int]) -> np.ndarray:
@@ -17,12 +17,7 @@ def load_precomputed_prior(folder, frame_id: str, size_hw: tuple[int, int]) -> n
     size_hw = (H, W). Returns H x W float32. DatasetError naming the file if it is missing, unreadable, not 2-D
     (a leading or trailing axis of size 1 is squeezed) or contains NaN/inf."""
     path = Path(folder) / f"{frame_id}.npy"
-    if not path.is_file():
-        raise DatasetError(f"{path}: prior file is missing")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot read .npy ({exc})") from None
+    arr = load_npy(path, "prior file")
     arr = np.asarray(arr)
     if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
         arr = arr.reshape(arr.shape[1:] if arr.shape[0] == 1 else arr.shape[:-1])

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from ..frame import CameraModel, Frame, FrameError
-from .base import DatasetError, FrameDataset
+from .base import DatasetError, FrameDataset, load_npy
 
 IMAGE_SIZE = (1280, 720)  # (width, height)
 #: nominal pinhole intrinsics used for back-projection (not the sensor's calibration, which is not published)
@@ -56,13 +56,7 @@ def read_depth_png(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 def read_radar_npy(path: Path) -> np.ndarray:
     """radar/*.npy -> N x 3 float64 [u, v, depth]; a single point of shape (3,) becomes 1 x 3."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: file is missing")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot read .npy ({exc})") from None
+    arr = load_npy(Path(path))
     arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim == 1 and arr.shape[0] == 3:
         arr = arr[None, :]
