@@ -29,11 +29,10 @@ import re
 from pathlib import Path
 from typing import Optional, Sequence
 
-import cv2
 import numpy as np
 
 from ..frame import CameraModel, Frame, FrameError
-from .base import DatasetError, FrameDataset
+from .base import DatasetError, FrameDataset, read_image
 
 #: published image size (width, height) of camera_front
 IMAGE_SIZE = (2048, 618)
@@ -129,20 +128,6 @@ def read_calibration(path: Path) -> dict[str, dict]:
     if out["camera_front"]["K"].shape != (3, 3):
         raise DatasetError(f"{path}: camera_front.K must be 3x3, got {out['camera_front']['K'].shape}")
     return out
-
-
-def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """JPEG -> H x W x 3 uint8 RGB; DatasetError if missing, undecodable or not `size` (width, height)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: file is missing")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DatasetError(f"{path}: cannot decode image (corrupt or truncated?)")
-    h, w = bgr.shape[:2]
-    if (w, h) != tuple(size):
-        raise DatasetError(f"{path}: image is {w}x{h} but the calibration's camera is {size[0]}x{size[1]}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 class AstyxDataset(FrameDataset):

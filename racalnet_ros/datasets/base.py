@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import cv2
 import numpy as np
 
 from ..frame import Frame
@@ -28,6 +29,22 @@ def load_npy(path: Path, what: str = "file") -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise DatasetError(f"{path}: cannot read .npy ({exc})") from None
+
+
+def read_image(path: Path, size: tuple[int, int] | None = None, size_source: str = "the calibration's camera"
+               ) -> np.ndarray:
+    """Image file -> H x W x 3 uint8 RGB; DatasetError naming the file if it is missing, undecodable or (when `size`
+    = (width, height) is given) of another size than the calibration's camera."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file is missing")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DatasetError(f"{path}: cannot decode image (corrupt or truncated?)")
+    h, w = bgr.shape[:2]
+    if size is not None and (w, h) != tuple(size):
+        raise DatasetError(f"{path}: image is {w}x{h} but {size_source} is {size[0]}x{size[1]}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 class FrameDataset(abc.ABC):

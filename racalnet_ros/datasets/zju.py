@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from ..frame import CameraModel, Frame, FrameError
-from .base import DatasetError, FrameDataset, load_npy
+from .base import DatasetError, FrameDataset, load_npy, read_image
 
 IMAGE_SIZE = (1280, 720)  # (width, height)
 #: nominal pinhole intrinsics used for back-projection (not the sensor's calibration, which is not published)
@@ -131,15 +131,7 @@ class ZJUDataset(FrameDataset):
     def load(self, frame_id: str) -> Frame:
         r = self.root
         img_path = r / "image" / f"{frame_id}.png"
-        if not img_path.is_file():
-            raise DatasetError(f"{img_path}: file is missing")
-        bgr = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError(f"{img_path}: cannot decode image (corrupt or truncated?)")
-        if (bgr.shape[1], bgr.shape[0]) != self.image_size:
-            raise DatasetError(f"{img_path}: image is {bgr.shape[1]}x{bgr.shape[0]} but the camera is "
-                               f"{self.image_size[0]}x{self.image_size[1]}")
-        image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        image = read_image(img_path, self.image_size, size_source="the camera")
 
         radar_uvd = read_radar_npy(r / "radar" / f"{frame_id}.npy")
         K = self.camera.K

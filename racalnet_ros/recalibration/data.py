@@ -70,11 +70,16 @@ def prepare_samples(frames: Iterable[Frame], model_cfg: ModelConfig, label_cfg: 
         frames = tqdm(frames, desc="preparing samples", unit="frame")
     samples = [prepare_sample(f, model_cfg, label_cfg) for f in frames]
     if cache is not None:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(str(cache) + ".tmp")
-        torch.save(samples, tmp)
-        tmp.replace(cache)
+        _save_cache(samples, cache)
     return samples
+
+
+def _save_cache(samples: list, cache: str | Path) -> None:
+    """Write prepared samples atomically (tmp file + rename), so an interrupted run never leaves half a cache."""
+    Path(cache).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(str(cache) + ".tmp")
+    torch.save(samples, tmp)
+    tmp.replace(cache)
 
 
 _POOL_STATE: dict = {}
@@ -107,10 +112,7 @@ def prepare_dataset(ds, model_cfg: ModelConfig, label_cfg: LabelConfig, cache: P
             it = tqdm(it, total=len(ds.ids), desc="preparing samples", unit="frame")
         samples = [s for s in it if s is not None]
     if cache is not None:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(str(cache) + ".tmp")
-        torch.save(samples, tmp)
-        tmp.replace(cache)
+        _save_cache(samples, cache)
     return samples
 
 

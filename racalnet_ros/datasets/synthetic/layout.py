@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ...frame import CameraModel, Frame, FrameError
-from ..base import DatasetError
+from ..base import DatasetError, load_npy
 
 FORMAT = "racalnet-synthetic"
 VERSION = 1
@@ -83,15 +83,6 @@ def write_frame(root: Path, frame: Frame) -> None:
     np.savez(root / "extras" / f"{fid}.npz", **{k: np.asarray(v) for k, v in frame.extras.items()})
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise DatasetError(f"{path}: file is missing")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot read .npy ({exc})") from None
-
-
 def read_frame(root: Path, fid: str, radar_fields) -> Frame:
     """Read one frame back; DatasetError naming the file on any missing or malformed piece."""
     root = Path(root)
@@ -114,7 +105,7 @@ def read_frame(root: Path, fid: str, radar_fields) -> Frame:
     if (bgr.shape[1], bgr.shape[0]) != (camera.width, camera.height):
         raise DatasetError(f"{img_path}: image is {bgr.shape[1]}x{bgr.shape[0]}, calibration {calib_path.name} says "
                            f"{camera.width}x{camera.height}")
-    arrays = {name: _load_npy(root / name / f"{fid}.npy") for name in ARRAYS}
+    arrays = {name: load_npy(root / name / f"{fid}.npy") for name in ARRAYS}
     ex_path = root / "extras" / f"{fid}.npz"
     if not ex_path.is_file():
         raise DatasetError(f"{ex_path}: file is missing")
