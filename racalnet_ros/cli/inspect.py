@@ -10,8 +10,8 @@ from pathlib import Path
 
 HELP = "dataset statistics (radar/LiDAR points in image, depth ranges), overlay PNGs, radar-vs-LiDAR agreement"
 
-#: overlay colour scale: depth 0 .. OVERLAY_MAX_DEPTH metres mapped onto OpenCV's TURBO colormap (near = red end)
-OVERLAY_MAX_DEPTH = 80.0
+#: overlay colour scale (metric_depth.output.colorize_depth, the package's one colour map): near = red, far = blue
+OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH = 1.0, 80.0
 
 
 def add_arguments(p) -> None:
@@ -30,32 +30,28 @@ def add_arguments(p) -> None:
     p.add_argument("--quiet", action="store_true", help="print the summary only")
 
 
-def _depth_colors(depth):
-    """N depths (m) -> N x 3 BGR uint8 via OpenCV's TURBO colormap (near = red, far = blue)."""
-    import cv2
-    import numpy as np
-
-    x = 255 - np.clip(np.asarray(depth) / OVERLAY_MAX_DEPTH * 255.0, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(x.reshape(-1, 1), cv2.COLORMAP_TURBO).reshape(-1, 3)
-
-
 def draw_overlay(frame, radar_uv, radar_depth, lidar_map):
     """BGR image with LiDAR pixels as small filled dots and radar points as larger rings, both coloured by depth."""
     import cv2
     import numpy as np
 
+    from ..metric_depth.output import depth_colours, draw_colour_bar
+
+    def colours(d):
+        return depth_colours(d, OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH, bgr=True)
+
     img = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
     rows, cols = np.nonzero(lidar_map > 0)
-    for (r, c), col in zip(zip(rows, cols), _depth_colors(lidar_map[rows, cols])):
+    for (r, c), col in zip(zip(rows, cols), colours(lidar_map[rows, cols])):
         cv2.circle(img, (int(c), int(r)), 2, tuple(int(x) for x in col), -1, lineType=cv2.LINE_AA)
-    for (u, v), col in zip(np.rint(radar_uv).astype(int), _depth_colors(radar_depth)):
+    for (u, v), col in zip(np.rint(radar_uv).astype(int), colours(radar_depth)):
         cv2.circle(img, (int(u), int(v)), 6, (0, 0, 0), 3, lineType=cv2.LINE_AA)
         cv2.circle(img, (int(u), int(v)), 6, tuple(int(x) for x in col), 2, lineType=cv2.LINE_AA)
     text = (f"{frame.frame_id}  LiDAR: dots ({int((lidar_map > 0).sum())})  radar: rings ({len(radar_depth)})  "
-            f"colour: depth 0-{OVERLAY_MAX_DEPTH:g} m (red near, blue far)")
+            f"colour: depth {OVERLAY_MIN_DEPTH:g}-{OVERLAY_MAX_DEPTH:g} m (red near, blue far)")
     cv2.putText(img, text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
     cv2.putText(img, text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
-    return img
+    return draw_colour_bar(img, OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH, bgr=True)
 
 
 def _range(a) -> list:
@@ -150,17 +146,17 @@ def _fmt(v, nd=1):
 def main(args) -> int:
     import cv2
 
-    from ..datasets import DatasetError, open_dataset
+    from ..datasets import open_dataset
+    from ..errors import UsageError
     from ..metrics import AGREEMENT_WINDOW
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        ds = open_dataset(args.dataset, args.root, split=args.split)
-        if args.frames:
+    ds = open_dataset(args.dataset, args.root, split=args.split)
+    if args.frames:
+        try:
             ds = ds.subset(args.frames)
-    except (DatasetError, KeyError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 2
+        except KeyError as exc:
+            raise UsageError(f"--frames: {exc.args[0] if exc.args else exc}") from None
     if args.limit is not None:
         ds = ds.subset(ds.ids[: args.limit])
     window = tuple(args.window) if args.window else AGREEMENT_WINDOW

@@ -11,12 +11,13 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from ..errors import RacalnetError
 from ..frame import Frame
 
 log = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(RacalnetError, ValueError):
     """A file of a dataset is missing or malformed; the message names the file and the problem."""
 
 
