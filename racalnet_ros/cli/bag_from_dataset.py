@@ -58,10 +58,7 @@ def load_frames(args):
 
 def main(args) -> int:
     from ..ros.bag import write_bag
-    try:
-        frames = load_frames(args)
-    except KeyError as exc:  # a frame id the dataset does not have
-        raise UsageError(f"--frames: {exc.args[0] if exc.args else exc}") from None
+    frames = load_frames(args)
     if args.max_frames is not None:
         frames = frames[: args.max_frames]
     summary = write_bag(frames, args.out, storage=args.storage, rate_hz=args.rate,

@@ -147,16 +147,12 @@ def main(args) -> int:
     import cv2
 
     from ..datasets import open_dataset
-    from ..errors import UsageError
     from ..metrics import AGREEMENT_WINDOW
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     ds = open_dataset(args.dataset, args.root, split=args.split)
     if args.frames:
-        try:
-            ds = ds.subset(args.frames)
-        except KeyError as exc:
-            raise UsageError(f"--frames: {exc.args[0] if exc.args else exc}") from None
+        ds = ds.subset(args.frames)
     if args.limit is not None:
         ds = ds.subset(ds.ids[: args.limit])
     window = tuple(args.window) if args.window else AGREEMENT_WINDOW
