@@ -45,6 +45,7 @@ def add_arguments(p) -> None:
     p.add_argument("--pngs", type=int, default=3, help="frames drawn in the report")
     p.add_argument("--frame-timeout", type=float, default=120.0, help="seconds to wait for one frame's depth")
     add_pipeline_options(p, device="cpu")
+    p.add_argument("--params", dest="config", action="append", metavar="FILE", help="alias of --config")
     # no longer used: the shipped checkpoint always ships (kept so old command lines still parse)
     p.add_argument("--train-minutes", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--train-frames", type=int, default=None, help=argparse.SUPPRESS)
