@@ -99,8 +99,12 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def setup(args: argparse.Namespace) -> PipelineConfig:
-    """pipeline_config(args), with torch's CPU threads set from its cpu_threads (the node does the same)."""
+    """pipeline_config(args), with its prior's model located first (an offline miss stops the command in seconds,
+    before torch is imported) and torch's CPU threads set from its cpu_threads (the node does the same)."""
+    from ..metric_depth.weights import check_prior
+
     cfg = pipeline_config(args)
+    check_prior(cfg.prior.source, cfg.prior.path)
     apply_cpu_threads(cfg.cpu_threads)
     return cfg
 
@@ -120,7 +124,10 @@ def node_parameters(args: argparse.Namespace, implied: Optional[Mapping[str, Any
     defaults = getattr(args, "_config_defaults", {})
     flat.update({k: v for k, v in defaults.items() if k not in flat})
     flat.update(overrides(args))
-    settings_from_values({k: v for k, v in flat.items() if not _rclpy_key(k)})
+    settings = settings_from_values({k: v for k, v in flat.items() if not _rclpy_key(k)})
+    from ..metric_depth.weights import check_prior
+
+    check_prior(settings.pipeline.prior.source, settings.pipeline.prior.path)  # the node would stop on it too
     return flat
 
 

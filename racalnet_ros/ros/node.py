@@ -33,6 +33,7 @@ from ..config import ConfigError, apply_cpu_threads, constraint_text
 from ..errors import RacalnetError
 from ..frame import FrameError
 from ..metric_depth.output import colorize_depth, draw_colour_bar
+from ..metric_depth.weights import check_prior
 from ..pipeline import Pipeline
 from . import convert
 from .diagnostics import ERROR, WARN, NodeDiagnostics
@@ -66,8 +67,12 @@ class RacalnetNode(Node):
         super().__init__(node_name, **kwargs)
         self.settings = self._read_parameters()
         s, cfg = self.settings.node, self.settings.pipeline
-        threads = apply_cpu_threads(cfg.cpu_threads)
         try:
+            check_prior(cfg.prior.source, cfg.prior.path)  # before torch is imported: an offline miss fails fast
+            threads = apply_cpu_threads(cfg.cpu_threads)
+            self.get_logger().info(f"loading the pipeline: prior {cfg.prior.spec()}, recalibration "
+                                   + ((cfg.recalibration.checkpoint or "(shipped checkpoint)")
+                                      if cfg.recalibration.enabled else "off"))
             self.pipeline = Pipeline.from_config(cfg)
         except RacalnetError as e:  # checkpoint or prior unavailable, device without CUDA: decided in pipeline.py
             raise StartupError(str(e)) from None
@@ -250,6 +255,10 @@ def main(args: Optional[list[str]] = None) -> int:
         print(f"[racalnet_node] FATAL: {e}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 2
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C while the models load
+        print("[racalnet_node] interrupted during start-up", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 130
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
