@@ -83,7 +83,7 @@ class RacalnetNode(Node):
         self._lock = threading.Lock()
         self._mailbox = LatestSlot()
         self.diag = NodeDiagnostics(f"{self.get_name()}: pipeline", self.pipeline.config.device, self._inputs,
-                                    s.diagnostics_period)
+                                    s.diagnostics_period, static=self._checkpoint_report())
         self._sync = make_synchronizer(len(self._inputs), s.sync.queue_size, s.sync.slop, self._on_synced)
 
         for i, topic in enumerate(self._inputs):
@@ -124,6 +124,26 @@ class RacalnetNode(Node):
             return settings_from_values(values)
         except ConfigError as e:
             raise StartupError(str(e)) from None
+
+    def _checkpoint_report(self) -> dict[str, str]:
+        """Log the checkpoint and what it was trained on (a warning when it is synthetic-only: the node always
+        meets a real sensor); the same as /diagnostics key-values."""
+        from ..recalibration.checkpoint import provenance_text
+
+        ckpt, prov = self.pipeline.checkpoint, self.pipeline.provenance
+        if ckpt is None:
+            return {"checkpoint": "none (recalibration.enabled: false)"}
+        trained_on = provenance_text(prov)
+        self.get_logger().info(f"recalibration checkpoint {ckpt}, trained on {trained_on}")
+        real = prov.get("real")
+        report = {"checkpoint": str(ckpt), "checkpoint/trained_on": trained_on,
+                  "checkpoint/real_data": "unknown" if real is None else str(bool(real)).lower()}
+        warning = self.pipeline.synthetic_on_real_warning()
+        if warning:
+            self.get_logger().warning(warning)
+            report["checkpoint/warning"] = "trained on synthetic data only; train it on your own data " \
+                                           "(docs/recalibration.md)"
+        return report
 
     def _make_tf(self):
         try:

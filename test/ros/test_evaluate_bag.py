@@ -108,8 +108,13 @@ def test_replay_node_evaluation_gives_pipeline_depth_and_its_metrics(evaluated, 
     proc, out = evaluated
     assert proc.returncode == 0, proc.stdout + proc.stderr + (out / "node.log").read_text(errors="replace")
     assert "report: " in proc.stdout and (out / "report.md").exists()
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"JSON with {c}"))
     assert (metrics["n_frames"], metrics["n_scored"], metrics["missing"]) == (3, 3, [])
+    from racalnet_ros.recalibration import default_checkpoint
+    assert metrics["checkpoint"] == str(default_checkpoint().resolve())  # resolved, never ""
+    assert metrics["provenance"]["dataset"] == "synthetic" and metrics["provenance"]["seeds"] == "0-299"
+    node_log = (out / "node.log").read_text(errors="replace")
+    assert "trained on synthetic data only" in node_log and "--init" in node_log  # the node always warns
 
     depth_msgs = ev.read_outputs(out / "outputs", ev.DEPTH_TOPIC)
     anchors = ev.read_outputs(out / "outputs", ev.ANCHORS_TOPIC)

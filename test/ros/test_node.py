@@ -249,9 +249,14 @@ def test_with_recalibration_the_depth_still_equals_pipeline(start_node, ros_node
     from racalnet_ros.recalibration.config import ModelConfig
     from racalnet_ros.recalibration.model import RecalibrationNet
 
+    from racalnet_ros.datasets.synthetic import SyntheticDataset
+    from racalnet_ros.recalibration.checkpoint import make_provenance
+
     torch.manual_seed(0)
     cfg = ModelConfig.preset("tiny")
-    ckpt = save_checkpoint(tmp_path / "tiny_untrained", RecalibrationNet(cfg).eval(), cfg, threshold=0.3)
+    provenance = make_provenance(SyntheticDataset.generate([3, 4, 5]).describe(), None, "tiny", command="test")
+    ckpt = save_checkpoint(tmp_path / "tiny_untrained", RecalibrationNet(cfg).eval(), cfg, threshold=0.3,
+                           extra={"provenance": provenance})
     # own namespace: the module's node (raw anchors) keeps running on the same domain
     proc = start_node({**NODE_PARAMS, "recalibration.enabled": True, "recalibration.checkpoint": str(ckpt)},
                       args=("-r", "__ns:=/recal"))
@@ -272,6 +277,17 @@ def test_with_recalibration_the_depth_still_equals_pipeline(start_node, ros_node
     np.testing.assert_allclose(np.sort(anchors["confidence"]), np.sort(expected.anchors.confidence[k]), atol=1e-4)
     depth = convert.image_to_array(h.latest("depth/image", stamp))
     np.testing.assert_allclose(depth, expected.depth, rtol=1e-4, atol=1e-3, equal_nan=True)
+    # the checkpoint and what it was trained on: logged at start (a synthetic-only one with a warning saying how
+    # to train on your own data) and on /diagnostics
+    log = proc.output()
+    assert f"recalibration checkpoint {ckpt.resolve()}, trained on synthetic" in log and "seeds 3-5" in log
+    assert "trained on synthetic data only" in log and "racalnet train --dataset bag --root BAG --init" in log
+    assert spin(ros_node, lambda: any(_values(s).get("checkpoint") == str(ckpt.resolve()) for s in h.diagnostics()),
+                30)
+    values = next(_values(s) for s in h.diagnostics() if _values(s).get("checkpoint") == str(ckpt.resolve()))
+    assert values["checkpoint/trained_on"].startswith("synthetic: simulated") and "seeds 3-5, 3 frames" in \
+        values["checkpoint/trained_on"]
+    assert values["checkpoint/real_data"] == "false" and "synthetic data only" in values["checkpoint/warning"]
 
 
 @pytest.mark.parametrize("params, name", [
