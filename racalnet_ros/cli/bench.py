@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import platform
 
 HELP = "time the recalibration network, the alignment stages, the node overhead and synthetic frame generation (writes a table / JSON)"
@@ -69,6 +68,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"\n## {area}\n")
         print(format_rows(rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(everything, f, indent=2)
+        from ..summary import write_json
+
+        write_json(args.json, everything)  # standard JSON: a row's NaN is null
     return 0

@@ -79,7 +79,7 @@ class RacalnetNode(Node):
         self._tf_buffer = self._make_tf() if s.extrinsics.use_tf else None
 
         self._inputs = INPUTS[: 4 if self.settings.prior_topic else 3]
-        self._latest_stamp: list[Optional[float]] = [None] * len(self._inputs)
+        self._latest_stamp: list[Optional[int]] = [None] * len(self._inputs)
         self._lock = threading.Lock()
         self._mailbox = LatestSlot()
         self.diag = NodeDiagnostics(f"{self.get_name()}: pipeline", self.pipeline.config.device, self._inputs,
@@ -157,12 +157,13 @@ class RacalnetNode(Node):
 
     # ------------------------------------------------------------------------------------------ executor side
     def _on_input(self, index: int, msg) -> None:
-        stamp = convert.stamp_to_sec(msg.header.stamp)
+        stamp = convert.stamp_to_ns(msg.header.stamp)  # integer ns: what message_filters compares
         self.diag.tick(self._inputs[index])
         with self._lock:
             last = self._latest_stamp[index]
             if last is not None and stamp < last:
-                self._reset_sync(f"{self._inputs[index]} stamp jumped backwards ({last:.3f} -> {stamp:.3f} s)")
+                self._reset_sync(f"{self._inputs[index]} stamp jumped backwards ({last * 1e-9:.3f} -> "
+                                 f"{stamp * 1e-9:.3f} s)")
             self._latest_stamp[index] = stamp
         self._sync.add(index, stamp, msg)
 

@@ -326,3 +326,49 @@ def test_a_missing_or_broken_checkpoint_stops_the_node_with_a_message_naming_it(
     assert rc == 2, out
     assert "Traceback" not in out and "FATAL" in out
     assert "recalibration.checkpoint" in out and "broken.safetensors" in out, out
+
+
+@pytest.mark.parametrize("where", ["installed", "RACALNET_MESSAGE_FILTERS"])
+def test_zero_slop_is_exact_time_matching_with_either_synchroniser(where, ros_node, spin, tmp_path, ros_domain_id):
+    """sync.slop: 0 matches identical stamps and nothing else, whether message_filters is there (TimeSynchronizer)
+    or not (the package's ExactTimeSync): with message_filters' ApproximateTimeSynchronizer the node would output
+    nothing at slop 0. "installed": whatever this environment has; "RACALNET_MESSAGE_FILTERS": the node with the
+    message_filters checkout at that path (skipped without it)."""
+    import importlib.util
+    import os
+
+    from racalnet_ros.ros.dds import local_ros_env
+    from racalnet_ros.ros.harness import NodeProcess
+
+    env = local_ros_env(ros_domain_id, tmp_path)
+    repo = str(__import__("pathlib").Path(__file__).resolve().parents[2])
+    if where == "installed":
+        expected = "message_filters.TimeSynchronizer" if importlib.util.find_spec("message_filters") else \
+            "racalnet_ros.ros.sync.ExactTimeSync"
+        env["PYTHONPATH"] = repo
+    else:
+        path = os.environ.get("RACALNET_MESSAGE_FILTERS", "")
+        if not path:
+            pytest.skip("set RACALNET_MESSAGE_FILTERS to the src/ folder of a github.com/ros2/message_filters "
+                        "checkout to run the node with message_filters")
+        expected = "message_filters.TimeSynchronizer"
+        env["PYTHONPATH"] = os.pathsep.join([path, repo])
+    ns = f"/exact_{where.lower()}"
+    node = NodeProcess({**NODE_PARAMS, "sync.slop": 0.0}, log_dir=tmp_path, env=env, args=("-r", f"__ns:={ns}"))
+    node.start()
+    try:
+        node.wait_ready(120)
+        assert f"sync via {expected}" in node.output()
+        h = Harness(ros_node, namespace=ns)
+        image, prior, radar = make_scene(5)
+        exact = 8100.25
+        assert send_until_output(h, spin, make_messages(image, prior, radar, exact), exact, timeout=120), \
+            node.output()[-3000:]
+        # one input 1 ms off: never matched at slop 0
+        off = 8200.25
+        msgs = make_messages(image, prior, radar, off)
+        msgs["camera_info"].header.stamp = Time(sec=8200, nanosec=251_000_000)
+        spin(ros_node, lambda: False, 3.0, step=lambda: h.publish(msgs), period=0.2)
+        assert h.latest("depth/image", off) is None
+    finally:
+        node.stop()
