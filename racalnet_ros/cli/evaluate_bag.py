@@ -147,12 +147,15 @@ def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, dom
                 raise NodeError(f"racalnet_node did not subscribe to {needed} within {startup_timeout:.0f} s "
                                 f"(log: {node.log_path}): {last_words(node.output())}")
             spin(0.1)
-        # outputs are matched too (the recorder must not miss the first frame's depth)
-        deadline = time.monotonic() + 30.0
-        while ros_node.count_publishers(DEPTH_TOPIC) == 0 and time.monotonic() < deadline:
+        # outputs are matched too, from the recorder's side (it must not miss the first frame's depth)
+        deadline = time.monotonic() + startup_timeout
+        while not recorder.matched(DEPTH_TOPIC):
             check_node()
+            if time.monotonic() > deadline:
+                raise NodeError(f"the recorder did not match racalnet_node's {DEPTH_TOPIC} within "
+                                f"{startup_timeout:.0f} s (log: {node.log_path})")
             spin(0.1)
-        settle = time.monotonic() + 1.0  # the subscriber side matches a moment after the publisher side
+        settle = time.monotonic() + 1.0  # the node's subscriptions match ours a moment after ours see them
         while time.monotonic() < settle:
             spin(0.05)
 

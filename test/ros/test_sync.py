@@ -8,6 +8,7 @@ import os
 import random
 import sys
 import threading
+import time
 
 import pytest
 
@@ -133,16 +134,16 @@ def test_mailbox_keeps_the_newest_item_and_counts_drops():
 def test_mailbox_wakes_a_waiting_worker_and_close_releases_it():
     box = LatestSlot()
     got = []
-    worker = threading.Thread(target=lambda: got.extend([box.take(timeout=5), box.take(timeout=5)]))
+    worker = threading.Thread(target=lambda: got.extend([box.take(timeout=60), box.take(timeout=60)]))
     worker.start()
     box.put("frame")
-    # give the worker the item before closing; close() then ends its second wait
-    for _ in range(500):
-        if got or not box._has:
-            break
+    # give the worker the item before closing (a condition; 60 s is only a failure bound); close() then ends its
+    # second wait
+    end = time.monotonic() + 60
+    while box._has and time.monotonic() < end:
         threading.Event().wait(0.01)
     box.close()
-    worker.join(timeout=5)
+    worker.join(timeout=60)
     assert not worker.is_alive() and got == ["frame", None]
 
 
