@@ -255,3 +255,18 @@ def test_a_ros_camera_info_yaml_with_extrinsics_gives_the_same_depth(user_data, 
     (root / "bad_camera.yaml").write_text(CAMERA_INFO.replace("data: [80, 0, 32, 0, 80, 24, 0, 0, 1]", "data: [80]"))
     assert racalnet(infer_cmd(root, root / "x", "--extrinsics", str(root / "ext.yaml"), calib="bad_camera.yaml")) == 2
     assert "bad_camera.yaml: camera_matrix.data must hold 9 numbers, got 1" in capsys.readouterr().err
+
+
+def test_an_unreadable_prior_is_one_line_before_work_or_a_named_bad_frame(user_data, capsys):
+    root, _ = user_data
+    assert racalnet(["infer", "--images", str(root / "images"), "--radar", str(root / "radar"), "--calib",
+                     str(root / "calib.json"), "--prior", f"precomputed:{root / 'nowhere'}", "--no-recalibration",
+                     "--out", str(root / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"racalnet infer: precomputed prior: folder {root / 'nowhere'} does not exist\n"
+    assert not (root / "o" / "depth").exists()
+    (root / "priors" / "b.npy").write_bytes(b"not an npy file")  # one frame's prior is corrupt
+    assert racalnet(infer_cmd(root, root / "o", "--no-recalibration")) == 1
+    err = capsys.readouterr().err
+    assert "frame b: " in err and "b.npy" in err and "1 of 3 frame(s) could not be used (b;" in err
+    assert (root / "o" / "depth" / "a.png").is_file() and not (root / "o" / "depth" / "b.png").exists()

@@ -4,7 +4,6 @@ around it (`--consistency`, issue 2 item 7; see racalnet_ros.metrics.radar_lidar
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -215,7 +214,9 @@ def main(args) -> int:
         for f, r in ds.skipped:
             print(f"  skipped {f}: {r}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"frames": rows, "summary": summary}, indent=1))
+        from ..summary import write_json
+
+        write_json(args.json, {"frames": rows, "summary": summary}, indent=1)
     if out:
         print(f"  overlays written to {out}/")
     return 0 if rows else 1

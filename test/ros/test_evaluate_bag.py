@@ -180,3 +180,19 @@ def test_a_node_that_cannot_start_is_reported_with_its_last_words(tmp_path, ros_
     (line,) = proc.stderr.strip().splitlines()[-1:]
     assert line.startswith("racalnet evaluate-bag: racalnet_node exited with code 2: ") and "FATAL" in line
     assert "recalibration.checkpoint" in line and "broken.safetensors" in line and "node.log" in line
+
+
+def test_an_unavailable_prior_model_is_one_line_before_the_node_starts(tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    from racalnet_ros.cli import main
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rng = np.random.default_rng(3)
+    bagio.write_bag([lidar_frame(0, rng)], tmp_path / "in")
+    assert main(["evaluate-bag", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--prior",
+                 "depth-anything-v2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("racalnet evaluate-bag: depth-anything-v2: 'depth-anything/Depth-Anything-V2-Small-hf'")
+    assert "HF_HUB_OFFLINE is set" in err and err.count("\n") == 1
+    assert not (tmp_path / "out" / "node.log").exists()
