@@ -31,12 +31,16 @@ def frame():
     return generate_frame(3)
 
 
+NO_RADAR_NOISE = dict(radar_range_noise_m=0, radar_azimuth_noise_deg=0, radar_elevation_noise_deg=0,
+                      radar_doppler_noise=0, radar_range_bin_m=0, radar_doppler_bin=0, radar_doppler_period=0,
+                      ego_speed=(10.0, 10.0), **SMALL)
+
+
 @pytest.fixture(scope="module")
 def exact_frame():
-    """A frame with every radar error switched off: no noise, no calibration error, no time offset."""
-    cfg = SynthConfig(radar_range_noise_m=0, radar_azimuth_noise_deg=0, radar_elevation_noise_deg=0,
-                      radar_doppler_noise=0, radar_calib_rot_deg=0, radar_calib_trans_m=0, radar_time_offset_s=0,
-                      ego_speed=(10.0, 10.0), **SMALL)
+    """A frame with every radar error switched off: no noise, no quantisation or Doppler aliasing, no calibration
+    error, no time offset."""
+    cfg = SynthConfig(radar_calib_rot_deg=0, radar_calib_trans_m=0, radar_time_offset_s=0, **NO_RADAR_NOISE)
     return generate_frame(4, cfg)
 
 
@@ -155,18 +159,15 @@ def test_without_radar_errors_raw_projection_equals_true_pixel_and_doppler_is_eg
     inl = ~ex["radar_is_outlier"][pr.index]
     assert np.max(np.abs(pr.uv[inl] - ex["radar_uv_true"][pr.index[inl]])) < 0.05
     assert np.allclose(pr.depth[inl], ex["radar_depth_true"][pr.index[inl]], atol=1e-3)
-    # Doppler = (v_target - v_ego) . u: static targets (the majority) give -v_ego . u exactly
+    # Doppler = -(v_target - v_ego) . u (positive = approaching, as the Astyx 6455 reports it): static targets (the
+    # majority) give +v_ego . u exactly
     true = ~ex["radar_is_outlier"]
     xyz = f.radar_xyz[true].astype(np.float64)
     u = xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
     assert np.isclose(np.linalg.norm(ex["ego_velocity_radar"]), 10.0)
-    residual = f.radar_column("doppler")[true] + u @ ex["ego_velocity_radar"]
+    residual = f.radar_column("doppler")[true] - u @ ex["ego_velocity_radar"]
     assert np.median(np.abs(residual)) < 1e-3
-    assert np.mean(np.abs(residual) > 1.0) > 0.05      # points on moving cars / pedestrians add their own motion
-
-
-NO_RADAR_NOISE = dict(radar_range_noise_m=0, radar_azimuth_noise_deg=0, radar_elevation_noise_deg=0,
-                      radar_doppler_noise=0, ego_speed=(10.0, 10.0), **SMALL)
+    assert np.mean(np.abs(residual) > 1.0) > 0.02      # points on moving cars / pedestrians add their own motion
 
 
 def test_calibration_error_alone_is_undone_by_the_true_extrinsic():
@@ -177,7 +178,8 @@ def test_calibration_error_alone_is_undone_by_the_true_extrinsic():
     assert np.max(np.abs(true.uv[inl] - ex["radar_uv_true"][true.index[inl]])) < 0.05
     calib = project_to_image(f.radar_xyz, f.T_cam_radar, f.camera)
     inl = ~ex["radar_is_outlier"][calib.index]
-    assert np.median(np.linalg.norm(calib.uv[inl] - ex["radar_uv_true"][calib.index[inl]], axis=1)) > 1.0
+    # (at this 160 x 120 size a 0.7 deg rotation error is ~1.4 px)
+    assert np.median(np.linalg.norm(calib.uv[inl] - ex["radar_uv_true"][calib.index[inl]], axis=1)) > 0.5
 
 
 def test_time_offset_alone_moves_projections_by_the_ego_motion():
@@ -191,8 +193,10 @@ def test_time_offset_alone_moves_projections_by_the_ego_motion():
     # the radar measured from 10 m/s * dt further along the road: its points look nearer (dt > 0) or farther
     dz = pr.depth[inl] - ex["radar_depth_true"][pr.index[inl]]
     assert np.median(dz) == pytest.approx(-10.0 * dt, abs=0.05 + 0.3 * abs(dt) * 10)
-    # pixels move too (small at this 160 x 120 size: focal length 114 px)
-    assert np.median(np.linalg.norm(pr.uv[inl] - ex["radar_uv_true"][pr.index[inl]], axis=1)) > 0.1
+    # pixels of near points move too (small at this 160 x 120 size: focal length 114 px)
+    near = inl & (pr.depth < 15.0)
+    assert near.sum() > 20
+    assert np.median(np.linalg.norm(pr.uv[near] - ex["radar_uv_true"][pr.index[near]], axis=1)) > 0.1
 
 
 def _affine_fit(prior: np.ndarray, depth: np.ndarray) -> tuple[float, float, float]:

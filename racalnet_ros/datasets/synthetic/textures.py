@@ -90,4 +90,15 @@ def albedo(material: np.ndarray, obj: np.ndarray, p: np.ndarray, n: np.ndarray, 
     m = material == S.TRUNK
     if m.any():
         col[m] *= (0.8 + 0.4 * value_noise(z[m] * 8.0, (x[m] + y[m]) * 8.0, 8))[:, None]
+
+    # fine detail on every surface (dirt, grain, leaves, twigs): value noise at 2, 6, 20 and 60 cycles per metre on a
+    # slanted projection of the surface point, strongest on crowns and grass, weakest on glass and metal
+    u, v = x * 0.8 + y * 0.6, z + 0.5 * (x - y)
+    detail = 0.25 * value_noise(u * 2.0, v * 2.0, 15) + 0.3 * value_noise(u * 6.0, v * 6.0, 12) \
+        + 0.25 * value_noise(u * 20.0, v * 20.0, 13) + 0.2 * value_noise(u * 60.0, v * 60.0, 14) - 0.5
+    col *= (1.0 + DETAIL_AMPLITUDE[material] * detail)[:, None]
     return np.clip(col, 0.0, 1.0)
+
+
+#: amplitude of the fine detail texture per material (scene.MATERIAL_NAMES order)
+DETAIL_AMPLITUDE = np.array([1.6, 0.8, 0.7, 0.7, 0.3, 0.2, 0.6, 0.6, 0.4, 0.5, 1.4, 2.0, 0.3], np.float32)
