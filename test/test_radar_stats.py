@@ -131,3 +131,19 @@ def test_radar_stats_cli_bad_reference(tmp_path, capsys):
     assert main(["inspect", "--dataset", "synthetic", "--root", str(tmp_path), "--radar-stats",
                  str(tmp_path / "s.json"), "--compare-to", str(tmp_path / "ref.json")]) == 2
     assert "ref.json: cannot read" in capsys.readouterr().out
+
+
+@pytest.mark.astyx
+def test_radar_stats_skips_a_frame_with_malformed_boxes_and_names_the_file(astyx_root, tmp_path, capsys):
+    import shutil
+    for sub, ext in (("calibration", ".json"), ("camera_front", ".jpg"), ("radar_6455", ".txt"),
+                     ("lidar_vlp16", ".txt"), ("groundtruth_obj3d", ".json")):
+        (tmp_path / sub).mkdir()
+        for fid in ("000004", "000005"):
+            shutil.copy(astyx_root / sub / f"{fid}{ext}", tmp_path / sub / f"{fid}{ext}")
+    (tmp_path / "groundtruth_obj3d" / "000005.json").write_text('{"objects": [{"center3d": [1, 2]}]}')
+    out = tmp_path / "s.json"
+    assert main(["inspect", "--dataset", "astyx", "--root", str(tmp_path), "--radar-stats", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "1 frame(s)" in text and "skipped 000005" in text and "000005.json: malformed object boxes" in text
+    assert json.loads(out.read_text())["frames"] == 1

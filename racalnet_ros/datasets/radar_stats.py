@@ -356,6 +356,8 @@ def ks_distance(h1: dict, h2: dict) -> Optional[float]:
 def summarize(frames: Sequence[dict], images: Sequence[dict] = (), cfg: RadarStatsConfig | None = None) -> dict:
     """Pool `frame_radar_stats` results (and `image_stats` results) of one dataset into a JSON-able summary."""
     cfg = cfg or RadarStatsConfig()
+    if not frames:
+        return {"frames": 0, "points_in_image": 0}
     cat = lambda k: np.concatenate([f[k] for f in frames if k in f]) if any(k in f for f in frames) \
         else np.zeros(0)  # noqa: E731
     s: dict = {"frames": len(frames), "points_in_image": int(sum(f["n_in_image"] for f in frames))}
@@ -569,7 +571,8 @@ def markdown_table(rows: Sequence[dict], reference_name: str = "Astyx", candidat
                                                  f"{r['measure']:.3f}" if r["kind"] == "ks" else
                                                  f"{100 * r['measure']:.1f}%")
         ok = {True: "pass", False: "**FAIL**", None: "n/a"}[r["passed"]]
-        line = f"| {r['statistic']} | {fmt(r['reference'], r['kind'])} | {fmt(r['candidate'], r['kind'])} | " \
+        name = r["statistic"].replace("|", "\\|")            # a literal | would end the cell
+        line = f"| {name} | {fmt(r['reference'], r['kind'])} | {fmt(r['candidate'], r['kind'])} | " \
                f"{meas} | {tol} | {ok} |"
         if spread:
             a = r.get("allowance")
@@ -585,14 +588,19 @@ def measure_dataset(dataset, cfg: RadarStatsConfig | None = None, doppler_period
     `sampling_spread` of every check from `bootstrap` resamples (0 = none). Astyx's Doppler period is used for the
     "astyx" dataset unless given; synthetic frames carry theirs in extras."""
     cfg = cfg or RadarStatsConfig()
-    per_frame, images, rows = [], [], []
+    per_frame, images, rows, bad = [], [], [], []
     for frame in dataset.iter_frames(skip_bad=True):
+        try:
+            boxes = frame_boxes(dataset, frame)
+        except ValueError as exc:              # a malformed box file: skip the frame, say which file
+            bad.append({"frame_id": frame.frame_id, "reason": str(exc)})
+            continue
         period = doppler_period
         if period is None and getattr(dataset, "name", "") == "astyx":
             period = ASTYX_DOPPLER_PERIOD
         if period is None and "radar_doppler_period" in frame.extras:
             period = float(frame.extras["radar_doppler_period"]) or None
-        st = frame_radar_stats(frame, frame_boxes(dataset, frame), cfg, period)
+        st = frame_radar_stats(frame, boxes, cfg, period)
         per_frame.append(st)
         if with_images:
             images.append(image_stats(frame.image))
@@ -603,7 +611,7 @@ def measure_dataset(dataset, cfg: RadarStatsConfig | None = None, doppler_period
     if bootstrap and len(per_frame) > 1:
         summary["sampling_spread"] = sampling_spread(per_frame, n_boot=bootstrap, cfg=cfg)
     summary["config"] = asdict(cfg)
-    summary["skipped"] = [{"frame_id": f, "reason": r} for f, r in dataset.skipped]
+    summary["skipped"] = [{"frame_id": f, "reason": r} for f, r in dataset.skipped] + bad
     return summary, rows
 
 
@@ -618,7 +626,7 @@ def summary_markdown(summary: dict, name: str) -> str:
                      ("range", "range [m]"), ("azimuth", "azimuth [deg]"), ("elevation", "elevation [deg]"),
                      ("height", "height above the LiDAR ground plane [m]"), ("power", "power [sensor units]"),
                      ("doppler", "Doppler [m/s]"), ("doppler_rel", "Doppler relative to ego motion [m/s]"),
-                     ("abs_err_rest", "|depth error| of points not agreeing with LiDAR [m]"),
+                     ("abs_err_rest", "\\|depth error\\| of points not agreeing with LiDAR [m]"),
                      ("px_offset_rest", "pixel offset to the nearest consistent LiDAR, same points [px]")):
         if k in summary and summary[k]["n"]:
             lines.append(f"| {label} | {q(summary[k], nd=0 if k.startswith('n_') else 2)} |")
@@ -680,5 +688,6 @@ def write_report(summary: dict, out_json: Path, name: str, reference: Optional[d
 
 __all__ = ["CLASSES", "Box", "read_astyx_boxes", "boxes_from_array", "frame_boxes", "RadarStatsConfig",
            "fit_ego_doppler", "fit_ground_plane", "level_frame", "classify_points", "nearest_consistent_offset",
-           "frame_radar_stats", "summarize", "image_stats", "ks_distance", "Check", "CHECKS", "sampling_spread", "compare",
+           "frame_radar_stats", "summarize", "image_stats", "ks_distance", "Check", "CHECKS", "sampling_spread",
+           "compare",
            "markdown_table", "measure_dataset", "summary_markdown", "write_report", "ASTYX_DOPPLER_PERIOD"]

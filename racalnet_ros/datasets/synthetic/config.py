@@ -77,7 +77,7 @@ class SynthConfig:
     radar_elevation_noise_deg: float = 1.8         # the weak axis of a 4D radar
     radar_doppler_noise: float = 0.1               # m/s
     radar_range_bin_m: float = 0.075               # range quantisation (0 = none)
-    radar_doppler_period: float = 10.39            # Doppler aliases into [-p / 2, p / 2) (0 = no aliasing)
+    radar_doppler_period: float = 10.3936          # Doppler aliases into [-p / 2, p / 2) (0 = none); 128 bins
     radar_doppler_bin: float = 0.0812              # Doppler quantisation (0 = none)
     radar_doppler_approaching_positive: bool = True    # sign convention: positive = the target comes closer
     radar_power_floor: float = 45.0                # power = floor + excess over the detection threshold (dB)
@@ -190,7 +190,8 @@ class SynthConfig:
         for name in ("lidar_noise_m", "radar_range_noise_m", "radar_azimuth_noise_deg", "radar_elevation_noise_deg",
                      "radar_doppler_noise", "radar_calib_rot_deg", "radar_calib_trans_m", "radar_time_offset_s",
                      "prior_blur_px", "prior_noise", "radar_mount_std_deg", "radar_range_bin_m", "radar_doppler_period",
-                     "radar_doppler_bin", "radar_power_step", "foliage_depth_m", "lidar_range_50_m", "radar_elevation_beam_deg"):
+                     "radar_doppler_bin", "radar_power_step", "foliage_depth_m", "lidar_range_50_m",
+                     "radar_elevation_beam_deg"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v < 1e3, name, "expected a finite value >= 0")
         need(isinstance(self.radar_power_floor, (int, float)) and abs(self.radar_power_floor) < 1e3,

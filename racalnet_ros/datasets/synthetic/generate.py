@@ -2,8 +2,8 @@
 
 Steps: scene (scene.py) -> sensor rig and ego speed (rig.py) -> camera model and appearance, camera image + dense
 depth (render.py) -> LiDAR sweep (lidar.py) -> radar sweep at the radar's time offset (radar.py) with a perturbed
-'calibrated' extrinsic -> simulated monocular prior (prior.py). Every step draws from its own child of `numpy.random.SeedSequence(seed)`, so changing one
-step's model does not reshuffle the others.
+'calibrated' extrinsic -> simulated monocular prior (prior.py). Every step draws from its own child of
+`numpy.random.SeedSequence(seed)`, so changing one step's model does not reshuffle the others.
 """
 
 from __future__ import annotations

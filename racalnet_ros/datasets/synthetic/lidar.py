@@ -3,9 +3,9 @@
 `lidar_beams` beams spread evenly between `lidar_fov_down_deg` and `lidar_fov_up_deg`, a full 360 deg turn at
 `lidar_azimuth_res_deg`; returns within `lidar_max_range` with Gaussian range noise. The sweep is taken at the camera's
 timestamp (no rolling-shutter motion within the turn). Beams that enter tree crowns meet a twig some way in
-(`foliage_depth_m`), so crowns look like scattered clouds, as real single-sweep LiDAR shows them. The LiDAR sits above and behind the camera (see rig.py), so
-after projection into the camera some points land on surfaces the camera cannot see (parallax occlusion), as with
-real data.
+(`foliage_depth_m`), so crowns look like scattered clouds, as real single-sweep LiDAR shows them; optionally weak far
+returns drop out (`lidar_range_50_m`). The LiDAR sits apart from the camera (see rig.py), so after projection into the
+camera some points land on surfaces the camera cannot see (parallax occlusion), as with real data.
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ def simulate_radar(scene: S.Scene, rc_cam, rig: Rig, camera: CameraModel, dt: fl
     dopp = np.concatenate([doppler, g_dopp, c_dopp])
     if cfg.radar_doppler_approaching_positive:
         dopp = -dopp
-    dopp = _wrap(_quantise(dopp, cfg.radar_doppler_bin), cfg.radar_doppler_period)
+    dopp = _quantise(_wrap(dopp, cfg.radar_doppler_period), cfg.radar_doppler_bin)
     power = _quantise(cfg.radar_power_floor + np.concatenate([excess, g_exc, c_exc]), cfg.radar_power_step)
     pts = np.concatenate([xyz, dopp[:, None], power[:, None]], axis=1).astype(np.float32)
     kind = np.concatenate([np.full(n_true, TRUE), np.full(len(g_rad), GHOST), np.full(n_clutter, CLUTTER)]).astype(np.int8)

@@ -54,7 +54,8 @@ class Rig:
                                          cam_h + rng.uniform(*cfg.lidar_above_camera_m)))
         roll, pitch_r, yaw = np.radians(np.asarray(cfg.radar_mount_deg) + rng.normal(0, cfg.radar_mount_std_deg, 3))
         T_ego_radar = make_T(rotation_xyz(roll, pitch_r, yaw),
-                             (rng.uniform(*cfg.radar_forward_m), rng.uniform(-0.3, 0.3), rng.uniform(*cfg.radar_height_m)))
+                             (rng.uniform(*cfg.radar_forward_m), rng.uniform(-0.3, 0.3),
+                              rng.uniform(*cfg.radar_height_m)))
         return cls(T_ego_cam, T_ego_lidar, T_ego_radar, float(ego_speed))
 
     def T_world_ego(self, t: float) -> np.ndarray:
