@@ -9,7 +9,8 @@ Per frame (`frame_radar_stats`), over the radar points that project into the ima
   V_r - a u_x - b u_y, wrapped into the unambiguous interval when the sensor aliases (`doppler_period`);
 - agreement with LiDAR, the project's definition (`metrics.radar_lidar_agreement`): LiDAR in a window around the
   radar pixel with |d_lidar - d_radar| <= tau(d) = max(0.5 m, 0.05 d); for the rest, the depth error to the nearest
-  LiDAR in the window and the pixel offset to the nearest *consistent* LiDAR pixel (within `search_px`);
+  LiDAR in the window (points with LiDAR there) and the pixel offset to the nearest *consistent* LiDAR pixel (within
+  `search_px`; every point that does not agree, NaN when there is none);
 - a class per point, by the heuristics below, identical for every dataset:
     vehicle    (x, y) inside the footprint of an object box of a vehicle class, grown by `box_margin_m`; the height is
                ignored because the radar's elevation error is large (Astyx: groundtruth_obj3d; synthetic:
@@ -627,7 +628,7 @@ def summary_markdown(summary: dict, name: str) -> str:
                      ("height", "height above the LiDAR ground plane [m]"), ("power", "power [sensor units]"),
                      ("doppler", "Doppler [m/s]"), ("doppler_rel", "Doppler relative to ego motion [m/s]"),
                      ("abs_err_rest", "\\|depth error\\| of points not agreeing with LiDAR [m]"),
-                     ("px_offset_rest", "pixel offset to the nearest consistent LiDAR, same points [px]")):
+                     ("px_offset_rest", "pixel offset to the nearest consistent LiDAR, all points not agreeing [px]")):
         if k in summary and summary[k]["n"]:
             lines.append(f"| {label} | {q(summary[k], nd=0 if k.startswith('n_') else 2)} |")
     a = summary["agreement"]
