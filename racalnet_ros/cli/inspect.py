@@ -1,13 +1,15 @@
 """`racalnet inspect`: dataset statistics per frame and in summary (radar / LiDAR points in the image, depth ranges),
 optional overlay PNGs of radar and LiDAR on the image, and optionally how far raw radar depth is from the LiDAR
-around it (`--consistency`, issue 2 item 7; see racalnet_ros.metrics.radar_lidar_agreement)."""
+around it (`--consistency`, issue 2 item 7; see racalnet_ros.metrics.radar_lidar_agreement). `--radar-stats` measures
+what the radar looks like instead and compares it with a reference (racalnet_ros.datasets.radar_stats, issue 9)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-HELP = "dataset statistics (radar/LiDAR points in image, depth ranges), overlay PNGs, radar-vs-LiDAR agreement"
+HELP = ("dataset statistics (radar/LiDAR points in image, depth ranges), overlay PNGs, radar-vs-LiDAR agreement, "
+        "radar statistics against a reference (--radar-stats)")
 
 #: overlay colour scale (metric_depth.output.colorize_depth, the package's one colour map): near = red, far = blue
 OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH = 1.0, 80.0
@@ -27,6 +29,12 @@ def add_arguments(p) -> None:
     p.add_argument("--occlusion-filter", action="store_true", help="drop LiDAR points hidden from the camera")
     p.add_argument("--json", default=None, help="also write per-frame rows and the summary to this JSON file")
     p.add_argument("--quiet", action="store_true", help="print the summary only")
+    p.add_argument("--radar-stats", default=None, metavar="OUT.json",
+                   help="measure the radar's statistics instead (racalnet_ros/datasets/radar_stats.py): write "
+                        "OUT.json and a markdown account OUT.md")
+    p.add_argument("--compare-to", default=None, metavar="REF.json",
+                   help="with --radar-stats: compare against another dataset's OUT.json (e.g. Astyx) with the "
+                        "documented tolerances and add the table to OUT.md")
 
 
 def draw_overlay(frame, radar_uv, radar_depth, lidar_map):
@@ -154,6 +162,8 @@ def main(args) -> int:
         ds = ds.subset(args.frames)
     if args.limit is not None:
         ds = ds.subset(ds.ids[: args.limit])
+    if args.radar_stats:
+        return _radar_stats(ds, args)
     window = tuple(args.window) if args.window else AGREEMENT_WINDOW
     out = Path(args.overlay_out) if args.overlay_out else None
     if out:
@@ -220,3 +230,33 @@ def main(args) -> int:
     if out:
         print(f"  overlays written to {out}/")
     return 0 if rows else 1
+
+
+def _radar_stats(ds, args) -> int:
+    """`--radar-stats`: radar_stats.measure_dataset over the frames, then write_report (and the comparison)."""
+    from ..datasets.radar_stats import RadarStatsConfig, measure_dataset, write_report
+
+    reference = None
+    if args.compare_to:
+        try:
+            reference = json.loads(Path(args.compare_to).read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: {args.compare_to}: cannot read a radar-stats JSON ({exc})")
+            return 2
+    cfg = RadarStatsConfig(window=tuple(args.window)) if args.window else RadarStatsConfig()
+    progress = None if args.quiet else (lambda fid: print(f"  measured {fid}", flush=True))
+    summary, _ = measure_dataset(ds, cfg, progress=progress)
+    if not summary["frames"]:
+        print("error: no frame could be loaded")
+        return 1
+    ref_name = Path(args.compare_to).stem if args.compare_to else "reference"
+    rows = write_report(summary, Path(args.radar_stats), args.dataset, reference, ref_name)
+    print(f"{args.dataset}: radar statistics of {summary['frames']} frame(s) written to {args.radar_stats} and "
+          f"{Path(args.radar_stats).with_suffix('.md')}")
+    for f in summary["skipped"]:
+        print(f"  skipped {f['frame_id']}: {f['reason']}")
+    if rows is not None:
+        failed = [r["statistic"] for r in rows if r["passed"] is False]
+        print(f"  against {ref_name}: {sum(r['passed'] is True for r in rows)} of {len(rows)} checks pass"
+              + (f"; failing: {'; '.join(failed)}" if failed else ""))
+    return 0
