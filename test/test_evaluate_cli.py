@@ -133,7 +133,6 @@ def test_on_real_frames_a_bad_frame_is_named_and_the_synthetic_checkpoint_is_sai
     """Two real Astyx frames, the second with a truncated image: the first is evaluated, the second is named and
     counted (exit code 1, 0 with --skip-bad); results.json is standard JSON with the resolved checkpoint and its
     provenance; the synthetic-only checkpoint meeting a real sensor is said in one line."""
-    import shutil
     root = tmp_path / "astyx"
     for folder, ext in (("calibration", ".json"), ("camera_front", ".jpg"), ("radar_6455", ".txt"),
                         ("lidar_vlp16", ".txt"), ("mono_fastdepth", ".npy")):

@@ -31,7 +31,6 @@ import logging
 import math
 import sys
 import time
-from pathlib import Path
 
 from ..errors import RacalnetError, UsageError
 

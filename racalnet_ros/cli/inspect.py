@@ -5,6 +5,7 @@ what the radar looks like instead and compares it with a reference (racalnet_ros
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
