@@ -24,8 +24,7 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    import json
-
+    
     import numpy as np
     from tqdm import tqdm
 
@@ -66,7 +65,8 @@ def main(args) -> int:
               f"checkpoint {ckpt}")
         print(format_anchor_table(summ))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"checkpoint": str(ckpt), "dataset": args.dataset, "label": label_cfg.to_dict(),
-                       "thresholds": out}, fh, indent=2)
+        from ..summary import write_json
+
+        write_json(args.json, {"checkpoint": str(ckpt), "dataset": args.dataset, "label": label_cfg.to_dict(),
+                               "thresholds": out})
     return 0

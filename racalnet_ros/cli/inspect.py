@@ -225,7 +225,9 @@ def main(args) -> int:
         for f, r in ds.skipped:
             print(f"  skipped {f}: {r}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"frames": rows, "summary": summary}, indent=1))
+        from ..summary import write_json
+
+        write_json(args.json, {"frames": rows, "summary": summary}, indent=1)
     if out:
         print(f"  overlays written to {out}/")
     return 0 if rows else 1

@@ -23,7 +23,9 @@ older "A:B" (end excluded, Python style) is accepted as an alias.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping, Optional
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
 
 from ..config import PipelineConfig, apply_cpu_threads, parse_overrides, parse_prior_spec
 from ..errors import UsageError
@@ -99,8 +101,12 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def setup(args: argparse.Namespace) -> PipelineConfig:
-    """pipeline_config(args), with torch's CPU threads set from its cpu_threads (the node does the same)."""
+    """pipeline_config(args), with its prior's model located first (an offline miss stops the command in seconds,
+    before torch is imported) and torch's CPU threads set from its cpu_threads (the node does the same)."""
+    from ..metric_depth.weights import check_prior
+
     cfg = pipeline_config(args)
+    check_prior(cfg.prior.source, cfg.prior.path)
     apply_cpu_threads(cfg.cpu_threads)
     return cfg
 
@@ -120,8 +126,45 @@ def node_parameters(args: argparse.Namespace, implied: Optional[Mapping[str, Any
     defaults = getattr(args, "_config_defaults", {})
     flat.update({k: v for k, v in defaults.items() if k not in flat})
     flat.update(overrides(args))
-    settings_from_values({k: v for k, v in flat.items() if not _rclpy_key(k)})
+    settings = settings_from_values({k: v for k, v in flat.items() if not _rclpy_key(k)})
+    from ..metric_depth.weights import check_prior
+
+    check_prior(settings.pipeline.prior.source, settings.pipeline.prior.path)  # the node would stop on it too
     return flat
+
+
+def add_skip_bad_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-bad", action="store_true",
+                   help="frames that cannot be used (empty radar file, truncated or undecodable image, ...) are named "
+                        "and counted in the summary either way; with --skip-bad they do not make the exit code 1")
+
+
+def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
+    """The output folder, created; UsageError before any work when it is a file or cannot be created."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{flag} {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag} {out}: cannot create the folder ({exc.strerror or exc})") from None
+    return out
+
+
+def bad_frames_exit(command: str, bad: Sequence[tuple[str, str]], total: int, skip_bad: bool) -> int:
+    """The exit code of a run that finished with `bad` = [(frame, reason), ...] unusable frames out of `total`:
+    0 without bad frames or with --skip-bad, else 1; one line on stderr names them (each is in the summary)."""
+    if not bad:
+        return 0
+    names = ", ".join(f for f, _ in bad[:5]) + (" ..." if len(bad) > 5 else "")
+    if skip_bad:
+        print(f"racalnet {command}: skipped {len(bad)} of {total} frame(s) that could not be used ({names})",
+              file=sys.stderr, flush=True)
+        return 0
+    done = f"the other {total - len(bad)} were written" if total > len(bad) else "none was written"
+    print(f"racalnet {command}: {len(bad)} of {total} frame(s) could not be used ({names}; reasons in the summary); "
+          f"{done}; --skip-bad accepts that (exit code 0)", file=sys.stderr, flush=True)
+    return 1
 
 
 def _rclpy_key(key: str) -> bool:
@@ -151,5 +194,5 @@ def parse_ranges(text: str, what: str = "--frames") -> list[int]:
     return out
 
 
-__all__ = ["add_alias", "add_debug_option", "add_pipeline_options", "node_parameters", "overrides",
-           "parse_ranges", "pipeline_config", "setup"]
+__all__ = ["add_alias", "add_debug_option", "add_pipeline_options", "add_skip_bad_option", "bad_frames_exit",
+           "check_output_folder", "node_parameters", "overrides", "parse_ranges", "pipeline_config", "setup"]

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -27,7 +28,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from ..errors import RacalnetError
-from .checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from .checkpoint import (checkpoint_paths, describe_data, load_checkpoint, make_provenance, preset_of,
+                         save_checkpoint, utc_now)
 from .config import LabelConfig, ModelConfig, TrainConfig
 from .data import RecalibrationSamples, cache_key, collate_samples, prepare_dataset, prepare_samples
 from .evaluate import label_metrics
@@ -226,6 +228,10 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
     t0 = time.time()
     deadline = t0 + (max_minutes * 60.0 if max_minutes else math.inf)
     extra = {"train": train_cfg.to_dict(), **{k: v for k, v in record.items() if k == "dataset"}}
+    # what every checkpoint of this run was trained on (checkpoint.PROVENANCE); its date is the save's
+    extra["provenance"] = make_provenance(describe_data(train_data), describe_data(val_data), preset_of(model_cfg),
+                                          command=record.get("command") or " ".join(sys.argv),
+                                          init=str(record.get("init") or ""))
     for epoch in range(start_epoch, train_cfg.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -248,6 +254,7 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
             log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                                          for k, v in row.items()))
             meta = dict(extra, epoch=epoch + 1)
+            meta["provenance"] = dict(extra["provenance"], date=utc_now())
             save_checkpoint(out / "last", core, model_cfg, label_cfg, threshold, extra=meta)
             score = row.get("val_loss", row["loss"])
             if score < best:

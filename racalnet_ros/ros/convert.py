@@ -318,7 +318,9 @@ def radar_from_pointcloud2(msg, field_map: Mapping[str, str],
 
 
 def array_to_pointcloud2(columns: Mapping[str, np.ndarray], header=None, types: MessageTypes = RCLPY):
-    """Columns of equal length (name -> N values) -> unorganised PointCloud2 (height 1) with float32 fields."""
+    """Columns of equal length (name -> N values) -> unorganised PointCloud2 (height 1) with float32 fields;
+    `is_dense` is true only when no value is NaN or infinite (readers such as sensor_msgs_py's
+    read_points(skip_nans=True) filter only clouds that say they are not dense)."""
     names = list(columns)
     n = len(next(iter(columns.values()))) if names else 0
     for k in names:
@@ -331,7 +333,8 @@ def array_to_pointcloud2(columns: Mapping[str, np.ndarray], header=None, types: 
               for i, k in enumerate(names)]
     return types("sensor_msgs/msg/PointCloud2", header=header if header is not None else make_header(0, "", types),
                  height=1, width=n, fields=fields, is_bigendian=False, point_step=4 * len(names),
-                 row_step=4 * len(names) * n, data=arr.view(np.uint8).reshape(-1), is_dense=True)
+                 row_step=4 * len(names) * n, data=arr.view(np.uint8).reshape(-1),
+                 is_dense=bool(all(np.isfinite(arr[k]).all() for k in names)))
 
 
 # ------------------------------------------------------------------------------------------------------- cameras

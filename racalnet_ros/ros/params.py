@@ -27,10 +27,11 @@ NODE_DEFAULTS: dict[str, Any] = {"device": "auto", "prior.source": "topic"}
 
 @dataclass
 class SyncSection:
-    queue_size: int = setting(10, "Approximate-time sync: messages kept per input while waiting for a match.",
+    queue_size: int = setting(10, "Time sync: messages kept per input while waiting for a match.",
                               ge=1, le=1000)
-    slop: float = setting(0.05, "Approximate-time sync: largest stamp spread (s) of a matched radar / image / "
-                                "camera_info (/ prior) set.", ge=0.0, le=10.0)
+    slop: float = setting(0.05, "Time sync: a matched radar / image / camera_info (/ prior) set spreads less than "
+                                "this many seconds (approximate time); 0 = identical stamps only (exact time, "
+                                "message_filters' TimeSynchronizer).", ge=0.0, le=10.0)
 
 
 @dataclass
