@@ -76,6 +76,27 @@ def write_robot_bag(path, frames, storage="mcap", camera_hz=20.0, radar_dt=0.012
     return path
 
 
+def test_the_codec_decodes_compressed_images_as_image_transport_writes_them():
+    rgb = toy_frame(0, width=64, height=48).image
+    h = convert.make_header(0, "cam", ROSBAGS)
+    png = convert.compressed_image(rgb, "png", h, ROSBAGS)
+    assert png.format == "rgb8; png compressed bgr8"
+    np.testing.assert_array_equal(convert.compressed_image_to_rgb(png), rgb)  # channel order kept, lossless
+    jpg = convert.compressed_image(rgb, "jpeg", h, ROSBAGS)
+    back = convert.compressed_image_to_rgb(jpg)  # lossy, but the same colours: red wall left, blue wall right
+    for half in (slice(0, 32), slice(32, 64)):
+        np.testing.assert_allclose(back[:, half].mean(axis=(0, 1)), rgb[:, half].mean(axis=(0, 1)), atol=4)
+    mono = ROSBAGS("sensor_msgs/msg/CompressedImage", header=h, format="mono8; jpeg compressed mono8",
+                   data=np.frombuffer(__import__("cv2").imencode(".jpg", rgb[:, :, 0])[1].tobytes(), np.uint8))
+    assert convert.image_message_to_rgb(mono).shape == (48, 64, 3)
+    depth = ROSBAGS("sensor_msgs/msg/CompressedImage", header=h, format="16UC1; compressedDepth png", data=png.data)
+    with pytest.raises(convert.ConversionError, match=r"image.format: .* is a compressed depth image"):
+        convert.compressed_image_to_rgb(depth)
+    junk = ROSBAGS("sensor_msgs/msg/CompressedImage", header=h, format="jpeg", data=np.arange(50, dtype=np.uint8))
+    with pytest.raises(convert.ConversionError, match=r"image.data: OpenCV cannot decode this jpeg image \(50 bytes"):
+        convert.compressed_image_to_rgb(junk)
+
+
 ROBOT = ["--image-topic", "/cam/image_raw/compressed", "--camera-info-topic", "/cam/camera_info",
          "--radar-topic", "/radar/detections", "--lidar-topic", "/lidar/velodyne_points",
          "--bag-set", "radar.field.doppler=vel", "--bag-set", "radar.field.power="]
