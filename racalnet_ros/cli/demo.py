@@ -9,7 +9,7 @@
    ROS_DOMAIN_ID, lockstep (one frame, wait for its depth, next) so every frame is scored whatever the CPU;
 4. the node's outputs recorded to a bag and scored against the bag's LiDAR with the paper's metrics, next to the
    same pipeline run in-process on the same frames without recalibration and as the baseline (config ablations),
-   and the prior's own limit (fitted to the LiDAR itself);
+   and the prior alone, fitted to the LiDAR itself;
 5. a report (markdown + PNGs of the image with raw and recalibrated anchors, and the coloured depth next to the
    LiDAR ground truth, with colour bars; what limits the numbers, stated plainly) whose path is printed last.
 
@@ -178,13 +178,14 @@ def draw_depth(frame, depth: np.ndarray, gt: np.ndarray) -> np.ndarray:
 REFERENCE_ROWS = {"no-recalibration": "same pipeline, raw radar (no recalibration)",
                   "baseline": "baseline: RadarCam-Depth stage 2 on raw radar"}
 NODE_ROW = "racalnet_node (full: recalibrated radar)"
-PRIOR_LIMIT_ROW = "limit of the prior: fitted to the LiDAR itself"
+PRIOR_LIMIT_ROW = "prior fitted to the LiDAR itself (one affine map per frame)"
 
 
 def prior_fitted_to_lidar(prior: np.ndarray, gt: np.ndarray, align) -> np.ndarray:
-    """The prior's own limit on a frame: one affine map of its inverse depth fitted (least squares, Eq. 11 without
-    regulariser) to every LiDAR pixel, with the pipeline's depth clamp: what a global alignment would reach with
-    perfect anchors everywhere the LiDAR is. NaN when the fit is singular."""
+    """How good the prior itself is on a frame: one affine map of its inverse depth fitted (least squares, Eq. 11
+    without regulariser) to every LiDAR pixel, with the pipeline's depth clamp: what a global alignment reaches with
+    perfect anchors everywhere the LiDAR is (local refinement can do better where the prior's error is local). NaN
+    when the fit is singular."""
     from ..metric_depth.align import apply_affine, solve_affine
     m = gt > 0
     fit = solve_affine(prior[m].astype(np.float64), 1.0 / gt[m].astype(np.float64))
@@ -195,7 +196,8 @@ def prior_fitted_to_lidar(prior: np.ndarray, gt: np.ndarray, align) -> np.ndarra
 
 def reference_rows(bag: Path, cfg, names) -> tuple[dict, dict]:
     """({row: MetricAccumulator summary}, stats): the node's pipeline configuration `cfg` as the ablations `names`
-    (REFERENCE_ROWS) in-process on the bag's frames, and the prior's limit; stats: mean LiDAR pixels per frame."""
+    (REFERENCE_ROWS) in-process on the bag's frames, and the prior fitted to the LiDAR; stats: frames, mean LiDAR
+    pixels per frame."""
     from ..geometry import lidar_depth_map
     from ..metrics import MetricAccumulator
     from ..pipeline import Pipeline
@@ -213,7 +215,7 @@ def reference_rows(bag: Path, cfg, names) -> tuple[dict, dict]:
         if frame.prior is not None:
             accs[PRIOR_LIMIT_ROW].add(prior_fitted_to_lidar(frame.prior, gt, cfg.align), gt)
     rows = {k: a.summary() for k, a in accs.items() if a.n_images}
-    return rows, {"lidar_pixels_mean": float(np.mean(lidar_px)) if lidar_px else 0.0}
+    return rows, {"lidar_pixels_mean": float(np.mean(lidar_px)) if lidar_px else 0.0, "frames": len(lidar_px)}
 
 
 def _rmse_m(summary: dict, rng: str = "0-80") -> float:
@@ -231,17 +233,17 @@ def limits(dataset: str, rows: dict, stats: dict, ckpt: Path | None) -> list[str
             "put through an unknown affine map and given noise (`racalnet_ros/datasets/synthetic/prior.py`). A real "
             "network's prior is much worse, so these numbers are optimistic: they show that the system runs end to "
             "end, not how accurate it is on real data (`bash scripts/demo.sh --real` for that).",
-            "- The scenes, the radar, the LiDAR and the calibration errors are simulated as well; the shipped checkpoint "
-            "was trained on the same generator (other seeds; the demo's start at 1000).",
+            "- The scenes, the radar, the LiDAR and the calibration errors are simulated as well; the shipped "
+            "checkpoint was trained on the same generator (other seeds; the demo's start at 1000).",
             f"- Ground truth: one simulated LiDAR sweep projected into the image, about "
             f"{stats['lidar_pixels_mean']:.0f} pixels per frame.",
         ]
     out = [
         "- **The prior is weak.** FastDepth (a small network trained on indoor scenes, NYU Depth v2), precomputed at "
-        "224x224 and resized to 2048x618, on outdoor road scenes. Even fitted to the LiDAR itself, one affine map "
-        f"per frame reaches only {limit:.1f} m RMSE at 0-80 m (the \"{PRIOR_LIMIT_ROW}\" row): no choice of radar "
-        "anchors does much better with this prior. A stronger prior (`--prior depth-anything-v2`, "
-        "docs/metric_depth.md) is the first thing to change.",
+        "224x224 and resized to 2048x618, on outdoor road scenes. Even fitted to the LiDAR itself (one affine map "
+        f"per frame, perfect anchors wherever the LiDAR is) it reaches only {limit:.1f} m RMSE at 0-80 m (the "
+        f"\"{PRIOR_LIMIT_ROW}\" row); the radar-aligned rows start from that handicap. A stronger prior "
+        "(`--prior depth-anything-v2`, docs/metric_depth.md) is the first thing to change.",
         f"- **The ground truth is one VLP-16 sweep**: 16 beams about 60 px apart in the image, about "
         f"{stats['lidar_pixels_mean']:.0f} LiDAR pixels per frame on the few rows the beams cross, nothing above or "
         "below them, not occlusion-filtered. The errors are measured only there.",
@@ -256,8 +258,8 @@ def limits(dataset: str, rows: dict, stats: dict, ckpt: Path | None) -> list[str
             f"recalibration changes the 0-80 m RMSE from {raw:.2f} m (raw radar) to {full:.2f} m ({change:+.0f}%): it "
             f"{verdict} here. To train on real data: `racalnet train --dataset astyx` (frames 0-79, "
             "docs/recalibration.md) or on your own recording (docs/bags.md, \"Train on your own robot\").")
-    out.append("- Frames 80-99 are Astyx's validation split: nothing shipped was trained or selected on them. A "
-               "handful of frames is a small sample; read differences of a few percent as noise.")
+    out.append(f"- These are Astyx validation frames (80-99): nothing shipped was trained or selected on them. "
+               f"{stats['frames']} frame(s) is a small sample; read differences of a few percent as noise.")
     return out
 
 
@@ -304,8 +306,9 @@ def write_demo_report(out: Path, bag: Path, out_bag: Path, scores: dict, stats, 
         "Ground truth: the bag's single LiDAR sweep projected into the camera. The first row is the node (recorded "
         "outputs); the others run the node's configuration in-process on the same frames and prior: without "
         "recalibration (raw radar projections as anchors), as the baseline (RadarCam-Depth stage 2: one least-squares "
-        "fit in inverse depth on the raw radar, no refinement), and the prior's limit (one affine map per frame "
-        "fitted to the LiDAR itself).", "",
+        "fit in inverse depth on the raw radar, no refinement), and the prior alone, fitted to the LiDAR itself with "
+        "one affine map per frame (how good the prior is; local refinement can beat it where its error is local).",
+        "",
         format_table(rows), "",
         f"Frames scored: {scores['n_scored']} of {scores['n_frames']}"
         + (f"; no output for {', '.join(scores['missing'])}" if scores["missing"] else ""), "",
@@ -377,7 +380,7 @@ def main(args) -> int:
     _step(f"node answered {stats.frames_answered}/{stats.frames_published} frames in {stats.seconds:.0f} s")
     # with recalibration off the node's row already is the no-recalibration one
     names = ["no-recalibration", "baseline"] if ckpt is not None else ["baseline"]
-    _step("scoring the same pipeline in-process: " + ", ".join(names) + ", and the prior's limit ...")
+    _step("scoring the same pipeline in-process: " + ", ".join(names) + ", and the prior fitted to the LiDAR ...")
     references, ref_stats = reference_rows(bag, settings_from_values(params).pipeline, names)
     node_row = NODE_ROW if ckpt else "racalnet_node (recalibration off)"
     notes = limits(args.dataset, {node_row: scores["summary"], **references}, ref_stats, ckpt)

@@ -177,8 +177,8 @@ def fit(model_cfg: ModelConfig, label_cfg: LabelConfig, train_cfg: TrainConfig, 
     after the batch that passes it and saves; `export` also writes the best weights as float16 to that checkpoint
     path. `tag` distinguishes cached samples of different sources (e.g. "synthetic:ROOT"); `record` goes into
     config.json and the checkpoints' metadata. `init`: fine-tune, starting from that checkpoint's weights (its
-    network must be `model_cfg` up to the working width: `init_model_config`). Returns the best checkpoint (.safetensors; last when no validation
-    improved). TrainError when training cannot run."""
+    network must be `model_cfg` up to the working width: `init_model_config`). Returns the best checkpoint
+    (.safetensors; last when no validation improved). TrainError when training cannot run."""
     distributed, rank, world = _dist_info()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise TrainError(f"--device {device}: CUDA is not available (use --device cpu)")

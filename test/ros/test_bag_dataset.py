@@ -41,10 +41,11 @@ T_CAM_LIDAR = np.linalg.inv(T_BASE_CAMLINK @ T_CAMLINK_OPTICAL) @ T_BASE_LIDAR
 
 
 def write_robot_bag(path, frames, storage="mcap", camera_hz=20.0, radar_dt=0.012, lidar_dt=-0.021,
-                    compressed=True, tf_chain=True):
+                    compressed=True, tf_chain=True, prior=True):
     """A bag as a robot records it: a camera at `camera_hz` (twice the radar's rate: every other image has no radar),
     radar and LiDAR stamped `radar_dt` / `lidar_dt` seconds from their image, their points in their own frames,
-    radar fields x y z vel (no power), PNG CompressedImage, and the extrinsics only on /tf_static as a chain."""
+    radar fields x y z vel (no power), PNG CompressedImage, the extrinsics only on /tf_static as a chain, and a
+    monocular prior node's output (the toy scene's true inverse depth) on /mono/inverse_depth with the image's stamp."""
     def header(stamp, frame_id):
         return convert.make_header(stamp, frame_id, ROSBAGS)
 
@@ -69,6 +70,10 @@ def write_robot_bag(path, frames, storage="mcap", camera_hz=20.0, radar_dt=0.012
                     {"x": pts[:, 0], "y": pts[:, 1], "z": pts[:, 2], "vel": f.radar_column("doppler")},
                     header(t_r, "radar_link"), ROSBAGS), t_r + 2 * 10**6)
             h = header(t_img, "camera_optical")
+            if prior:
+                inv = np.where(np.arange(f.width)[None, :] < f.width // 2, 1 / 8.0, 1 / 20.0) * np.ones((f.height, 1))
+                bw.write("/mono/inverse_depth", convert.array_to_image(inv.astype(np.float32), "32FC1", h, ROSBAGS),
+                         t_img + 5 * 10**7)
             bw.write("/cam/camera_info", convert.camera_model_to_info(f.camera, h, ROSBAGS), t_img + 10**6)
             img = convert.compressed_image(f.image, "png", h, ROSBAGS) if compressed else \
                 convert.array_to_image(f.image, "rgb8", h, ROSBAGS)
@@ -219,6 +224,31 @@ def test_a_node_parameter_file_configures_the_bag_as_it_configures_the_node(robo
     ds = open_dataset("bag", robot_bag, config=cfg)
     np.testing.assert_allclose(ds.frames.extrinsics["T_cam_radar"][:3, 3], [0.0, 0.0, 0.5])
     assert ds[0].radar_fields == ("x", "y", "z", "doppler")
+
+
+@pytest.mark.slow
+def test_evaluate_evaluate_anchors_and_inspect_read_the_bag(robot_bag, tmp_path, capsys):
+    from racalnet_ros.recalibration.checkpoint import save_checkpoint
+    from racalnet_ros.recalibration.config import ModelConfig
+    from racalnet_ros.recalibration.model import RecalibrationNet
+
+    bag = ["--dataset", "bag", "--root", str(robot_bag), *ROBOT, "--prior-topic", "/mono/inverse_depth"]
+    assert cli(["evaluate", *bag, "--split", "val", "--ablation", "no-recalibration,baseline", "--device", "cpu",
+                "--out", str(tmp_path / "ev")]) == 0
+    res = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert res["n_frames"] == 2 and res["frames"] == open_dataset("bag", robot_bag, config=ROBOT_KEYS).ids[8:]
+    # the prior is the scene's true inverse depth: aligned to the radar, the depth is close to the LiDAR's
+    assert res["configurations"]["no-recalibration"]["0-50"]["absrel"] < 0.1
+    cfg = ModelConfig.from_dict({**ModelConfig.preset("tiny").to_dict(), "features": ["xyz", "depth", "uv", "doppler"]})
+    save_checkpoint(tmp_path / "c", RecalibrationNet(cfg), cfg)
+    assert cli(["evaluate-anchors", *bag, "--checkpoint", str(tmp_path / "c.safetensors"), "--device", "cpu",
+                "--json", str(tmp_path / "anchors.json")]) == 0
+    assert json.loads((tmp_path / "anchors.json").read_text())["label"]["conf_window"] == [9, 9]  # measured
+    capsys.readouterr()
+    assert cli(["inspect", *bag, "--split", "train", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "bag at " in out and ": 8 frame(s), 0 skipped" in out
+    assert "-> `train --labels auto`: N(p) 9x9, S(p) 41x41, n_min 3" in out
 
 
 @pytest.mark.slow
