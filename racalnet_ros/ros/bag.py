@@ -327,36 +327,37 @@ def static_transforms(path: str | Path, topic: str | None = None):
     return tree
 
 
-def read_extrinsics(path: str | Path, ids: BagFrameIds | None = None,
-                    require_radar: bool = True) -> dict[str, np.ndarray]:
+def read_extrinsics(path: str | Path, ids: BagFrameIds | None = None, require_radar: bool = True,
+                    tf_topic: str | None = None) -> dict[str, np.ndarray]:
     """{"T_cam_radar": 4x4, "T_cam_lidar": 4x4 (if stored)} from metadata custom_data (exact) or the /tf_static
     chain camera <- ... <- sensor (bags written elsewhere). BagError if neither holds T_cam_radar, or if the two
     sources disagree (> 1e-5). `ids`: the sensors' frame ids (default: the bag's racalnet.sensor_frame_ids);
-    require_radar=False returns what is there."""
+    require_radar=False returns what is there; `tf_topic`: default the bag's /tf_static."""
     from ..frame import FrameError
 
     path = Path(path)
     custom = bag_custom_data(path)
-    if ids is None:
-        ids = BagFrameIds(**json.loads(custom["racalnet.sensor_frame_ids"])) \
-            if "racalnet.sensor_frame_ids" in custom else FRAME_IDS
-    topics = bag_topics(path)
-    tree = static_transforms(path, topics.tf_static)
+    stored = BagFrameIds(**json.loads(custom["racalnet.sensor_frame_ids"])) \
+        if "racalnet.sensor_frame_ids" in custom else FRAME_IDS
+    ids = ids or stored
+    tf_topic = tf_topic or bag_topics(path).tf_static
+    tree = static_transforms(path, tf_topic)
     found: dict[str, np.ndarray] = {}
     for name, child in (("T_cam_radar", ids.radar), ("T_cam_lidar", ids.lidar)):
         try:
             found[name] = tree.lookup(ids.camera, child)
         except FrameError:
             pass
-    for name in ("T_cam_radar", "T_cam_lidar"):
+    for name, sensor in (("T_cam_radar", "radar"), ("T_cam_lidar", "lidar")):
         key = f"racalnet.{name}"
-        if key in custom:
+        same_frames = ids.camera == stored.camera and getattr(ids, sensor) == getattr(stored, sensor)
+        if key in custom and same_frames:  # the metadata's matrices are about the bag's own sensor frames
             T = np.asarray(json.loads(custom[key]), np.float64).reshape(4, 4)
             if name in found and not np.allclose(found[name], T, atol=1e-5):
                 raise BagError(f"{path}: {name} in /tf_static and in metadata custom_data disagree")
             found[name] = T  # the exact 16 floats (a quaternion re-orthonormalises a slightly non-orthogonal R)
     if require_radar and "T_cam_radar" not in found:
-        raise BagError(f"{path}: no radar extrinsic: neither {topics.tf_static} ({ids.camera} <- ... <- {ids.radar}) "
+        raise BagError(f"{path}: no radar extrinsic: neither {tf_topic} ({ids.camera} <- ... <- {ids.radar}) "
                        "nor custom_data racalnet.T_cam_radar")
     return found
 

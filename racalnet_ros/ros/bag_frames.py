@@ -199,7 +199,7 @@ class BagFrames:
         finally:
             reader.close()
         listing = ", ".join(f"{t} ({m})" for t, m in sorted(present.items())) or "none"
-        wanted = {"image": (convert.IMAGE_DECODERS, True), "camera_info": ((CAMERA_INFO,), True),
+        wanted = {"image": (convert.IMAGE_MSGTYPES, True), "camera_info": ((CAMERA_INFO,), True),
                   "radar": ((POINTCLOUD2,), True), "lidar": ((POINTCLOUD2,), False), "prior": ((IMAGE,), False)}
         self.topics, self.msgtypes = {}, {}
         errors = []
@@ -285,7 +285,7 @@ class BagFrames:
         if len(self.extrinsics) == len(sensors):
             return
         ids = BagFrameIds(camera=camera, radar=self.frame_ids["radar"], lidar=self.frame_ids.get("lidar", ""))
-        found = read_extrinsics(self.path, ids, require_radar=False)
+        found = read_extrinsics(self.path, ids, require_radar=False, tf_topic=self.config.topics.tf_static)
         custom = bag_custom_data(self.path)
         for s in sensors:
             key = f"T_cam_{s}"
@@ -298,8 +298,9 @@ class BagFrames:
                                f"{camera} <- ... <- {getattr(ids, s)} (the {s} cloud's frame_id), and the metadata "
                                f"has none; give {hint}")
             self.extrinsics[key] = found[key]
-            self.extrinsics_source[key] = "bag metadata" if f"racalnet.{key}" in custom else \
-                self.config.topics.tf_static
+            stored = json.loads(custom.get("racalnet.sensor_frame_ids", "{}"))
+            exact = f"racalnet.{key}" in custom and stored.get(s) == getattr(ids, s) and stored.get("camera") == camera
+            self.extrinsics_source[key] = "bag metadata" if exact else self.config.topics.tf_static
 
     # ------------------------------------------------------------------ frames
     def __len__(self) -> int:

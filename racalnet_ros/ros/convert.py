@@ -198,8 +198,8 @@ def compressed_image_to_rgb(msg, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
-#: message types an image topic may carry -> decoder to H x W x 3 uint8 RGB
-IMAGE_DECODERS = {"sensor_msgs/msg/Image": image_to_rgb, "sensor_msgs/msg/CompressedImage": compressed_image_to_rgb}
+#: message types a camera image may come in (`image_message_to_rgb` decodes both)
+IMAGE_MSGTYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
 
 def compressed_image(rgb: np.ndarray, fmt: str = "jpeg", header=None, types: MessageTypes = RCLPY):
