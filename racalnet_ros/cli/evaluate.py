@@ -40,11 +40,12 @@ log = logging.getLogger("racalnet.evaluate")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .options import add_alias, add_pipeline_options, add_skip_bad_option
+    from .options import add_alias, add_bag_options, add_pipeline_options, add_skip_bad_option
 
     p.add_argument("--dataset", required=True,
-                   help="astyx | zju | synthetic, or MODULE:CLASS of a FrameDataset taking the root folder")
-    p.add_argument("--root", default="", help="dataset folder (synthetic: a folder written by `racalnet synth`)")
+                   help="astyx | zju | synthetic | bag, or MODULE:CLASS of a FrameDataset taking the root folder")
+    p.add_argument("--root", default="", help="dataset folder (synthetic: a folder written by `racalnet synth`; bag: "
+                                              "the rosbag2 directory)")
     p.add_argument("--seeds", default="", help="synthetic only, instead of --root: generate these seeds on the fly "
                                                "(A-B inclusive, e.g. 1000-1019, or 5,7,9)")
     p.add_argument("--frames", default="", help="frame ids or numeric ranges, e.g. 80-99 or 000080,000081")
@@ -58,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_pipeline_options(p, device="auto", prior="frame")
     add_alias(p, "--fp16", "prior.fp16", const=True, help="half-precision prior network on CUDA")
     add_alias(p, "--threshold", "recalibration.threshold", help="recalibration confidence threshold (<0: checkpoint's)")
+    add_bag_options(p)
 
 
 def parse_configurations(text: str) -> list[str]:
@@ -98,7 +100,7 @@ def select_frames(ds, text: str):
 
 def open_frames(args):
     """The dataset view to evaluate (kind, root or seeds, split, frames)."""
-    from .options import parse_ranges
+    from .options import dataset_kwargs, parse_ranges
 
     if args.dataset == "synthetic" and args.seeds:
         from ..datasets.synthetic import SyntheticDataset
@@ -112,7 +114,7 @@ def open_frames(args):
 
         if not args.root:
             raise UsageError("--root is required for this dataset")
-        ds = open_dataset(args.dataset, args.root)
+        ds = open_dataset(args.dataset, args.root, **dataset_kwargs(args))
     if args.split:
         ds = ds.split(args.split)
     return select_frames(ds, args.frames)

@@ -16,6 +16,9 @@ documented aliases of the same keys (`add_alias`): infer --no-recalibration and 
 --fp16, evaluate-anchors --threshold, evaluate-bag --params (= --config). Every value goes through the config
 module's checks, so a bad one gets the same message whether it came from a flag, a file or --set.
 
+Every command that takes --dataset accepts `bag` (your own rosbag2 at --root) with `add_bag_options`: --bag-config,
+--bag-set and the topic shortcuts, which become the bag's `BagSourceConfig` (`dataset_kwargs`).
+
 Ranges of integers (frames, seeds) have one syntax, `parse_ranges`: "80-99" (inclusive), "5,7,9", "1-3,8"; the
 older "A:B" (end excluded, Python style) is accepted as an alias.
 """
@@ -172,6 +175,45 @@ def _rclpy_key(key: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# --dataset bag: where the frames of your own rosbag2 come from
+#: datasets every command that takes --dataset accepts (`open_dataset` kinds)
+DATASET_KINDS = ("astyx", "zju", "synthetic", "bag")
+
+#: topic shortcut flag -> BagSourceConfig key
+BAG_TOPIC_FLAGS = {"--image-topic": "topics.image", "--camera-info-topic": "topics.camera_info",
+                   "--radar-topic": "topics.radar", "--lidar-topic": "topics.lidar", "--prior-topic": "topics.prior"}
+
+
+def add_bag_options(p: argparse.ArgumentParser) -> None:
+    """Options of `--dataset bag` (keys: docs/bags.md, "Train on your own robot")."""
+    g = p.add_argument_group("--dataset bag: your own rosbag2 (--root BAG; keys and defaults: docs/bags.md)")
+    g.add_argument("--bag-config", action="append", default=[], metavar="FILE",
+                   help="bag source settings (topics.*, radar.field.*, extrinsics.*, sync.*, split.*): plain YAML or a "
+                        "ROS parameter file; the node's own parameter file works as is (its other keys are skipped)")
+    g.add_argument("--bag-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="one bag source setting, e.g. --bag-set radar.field.doppler=vel (repeatable, wins)")
+    for flag, key in BAG_TOPIC_FLAGS.items():
+        g.add_argument(flag, dest="bag_" + key.replace(".", "_"), default=None, metavar="TOPIC",
+                       help=f"= --bag-set {key}=TOPIC")
+
+
+def bag_source_config(args: argparse.Namespace):
+    """The BagSourceConfig (ros/bag_frames.py) the command line describes: --bag-config files, the topic flags, then
+    --bag-set; every value checked (ConfigError naming the key)."""
+    from ..ros.bag_frames import load_source_config
+
+    values = {key: getattr(args, "bag_" + key.replace(".", "_"), None) for key in BAG_TOPIC_FLAGS.values()}
+    values = {k: v for k, v in values.items() if v is not None}
+    values.update(parse_overrides(getattr(args, "bag_set", []) or [], "--bag-set"))
+    return load_source_config(getattr(args, "bag_config", []) or [], values)
+
+
+def dataset_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of `open_dataset` for the command line's --dataset ({"config": ...} for a bag)."""
+    return {"config": bag_source_config(args)} if getattr(args, "dataset", None) == "bag" else {}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 def parse_ranges(text: str, what: str = "--frames") -> list[int]:
     """"80-99" -> 80..99 (inclusive), "5,7,9", "1-3,8"; the older "A:B" means A..B-1 (end excluded). The one parser
     of integer ranges (frames, seeds). UsageError naming `what` for anything else."""
@@ -194,5 +236,6 @@ def parse_ranges(text: str, what: str = "--frames") -> list[int]:
     return out
 
 
-__all__ = ["add_alias", "add_debug_option", "add_pipeline_options", "add_skip_bad_option", "bad_frames_exit",
-           "check_output_folder", "node_parameters", "overrides", "parse_ranges", "pipeline_config", "setup"]
+__all__ = ["DATASET_KINDS", "add_alias", "add_bag_options", "add_debug_option", "add_pipeline_options",
+           "add_skip_bad_option", "bad_frames_exit", "bag_source_config", "check_output_folder", "dataset_kwargs",
+           "node_parameters", "overrides", "parse_ranges", "pipeline_config", "setup"]
