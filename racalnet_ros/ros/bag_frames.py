@@ -228,14 +228,15 @@ class BagFrames:
 
     # ------------------------------------------------------------------ index
     def _index(self) -> None:
-        # The node's matching policy, run offline. The pure-Python ApproximateTimeSync rather than
+        # The node's matching policy, run offline (slop 0: exact time). The pure-Python synchronisers rather than
         # make_synchronizer: message_filters needs ROS message objects and a clock, the entries here are index rows,
         # and both follow the same policy (ros/sync.py).
-        from .sync import ApproximateTimeSync
+        from .sync import ApproximateTimeSync, ExactTimeSync
 
         names = list(self.topics)
         index_of = {t: i for i, t in enumerate(self.topics.values())}
-        sync = ApproximateTimeSync(len(names), self.config.sync.queue_size, self.config.sync.slop)
+        policy = ExactTimeSync if self.config.sync.slop == 0 else ApproximateTimeSync
+        sync = policy(len(names), self.config.sync.queue_size, self.config.sync.slop)
         matched: list[tuple[Entry, ...]] = []
         counts = [0] * len(names)
         first_raw: dict[int, tuple[str, bytes]] = {}
@@ -251,7 +252,7 @@ class BagFrames:
                 except (IndexError, ValueError):
                     raise BagError(f"{self.path}: {conn.topic}: message at log time {t} has no readable "
                                    "header") from None
-                m = sync.add(i, stamp * 1e-9, Entry(i, conn.topic, int(t), stamp))
+                m = sync.add(i, stamp, Entry(i, conn.topic, int(t), stamp))  # integer ns
                 if m is not None:
                     matched.append(m)
         finally:
