@@ -39,6 +39,11 @@ class ModelConfig:
     radar_mlp: hidden sizes of the radar encoder (paper: 32-64-128-256-512);
     attn_dim / attn_heads: width and heads of the fusion attention; num_layers: stacked (self-attention,
       cross-attention) pairs; head_hidden: hidden width of the two-layer heads;
+    attn_window: self-attention neighbourhood: points are serialised along a Z-order curve of their image position
+      and cut into blocks of attn_window; each point attends to its block and the two adjacent ones (<= 3 x
+      attn_window keys), O(N x attn_window) time and memory (window_attention.py). 0 = dense attention over all
+      points, O(N^2): what checkpoints written before this key existed were trained with (from_dict fills 0 for
+      them);
     input_width: the working image width in pixels (height follows the aspect ratio, rounded to a multiple of 32);
     roi_box: side of the square region of interest around each projected point, in working-resolution pixels;
       roi_size: roi_align output side, i.e. roi_size**2 tokens per point;
@@ -58,6 +63,7 @@ class ModelConfig:
     attn_heads: int = 8
     num_layers: int = 2
     head_hidden: int = 128
+    attn_window: int = 16
     input_width: int = 640
     roi_box: float = 32.0
     roi_size: int = 4
@@ -77,6 +83,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.backbone: expected resnet18 or resnet34, got {self.backbone!r}")
         if not 1 <= self.num_stages <= 4:
             raise ValueError(f"ModelConfig.num_stages: expected 1..4, got {self.num_stages}")
+        if self.attn_window < 0:
+            raise ValueError(f"ModelConfig.attn_window: expected >= 0 (0 = dense), got {self.attn_window}")
         if self.attn_dim % self.attn_heads:
             raise ValueError(f"ModelConfig.attn_dim ({self.attn_dim}) must be divisible by attn_heads "
                              f"({self.attn_heads})")
@@ -100,7 +108,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        return _from_dict(cls, d, "model config")
+        # a config written before attn_window existed describes a network trained with dense self-attention
+        return _from_dict(cls, {"attn_window": 0, **d}, "model config")
 
 
 @dataclass
