@@ -11,7 +11,9 @@ NaN where no depth could be produced: no prior, no usable anchor and no previous
 Result.diagnostics: "scale", "shift" (global fit, inverse depth = scale * prior + shift; NaN without a fit),
 "threshold" (tau* of Eq. 12, inf = all anchors, NaN = no search), "anchors_total" (radar points in the image),
 "anchors_kept" (kept by screening), "anchors_used" (used by the global fit), "clusters_local" (clusters with their
-own affine map), "fallbacks" (list of guard flags, see metric_depth/align.py; "no_prior" when there is no prior),
+own affine map), "anchors_subsampled" (in-image radar points the network did not evaluate because of the
+recalibration.max_points cap; never used as anchors), "fallbacks" (list of guard flags, see metric_depth/align.py;
+"no_prior" when there is no prior; "radar_subsampled" when the cap thinned the cloud: a WARN on /diagnostics),
 "times_ms" (stage -> ms: "recalibrate", "prior", "align", "refine", "smooth", "total").
 
 Configuration is data: `PipelineConfig` (nested dataclasses) <-> flat dotted keys (`to_flat` / `from_flat`), shared
@@ -69,13 +71,17 @@ def resolve_device(device: str) -> str:
 class RecalibrationConfig:
     """enabled: run the Radar Recalibration network (off = raw projections, the "no recalibration" ablation).
     checkpoint: path to `<name>.safetensors` ("" = the shipped default). threshold: confidence threshold (< 0 = the
-    checkpoint's own). use_screening / use_displacement: ablations of the network's two heads."""
+    checkpoint's own). use_screening / use_displacement: ablations of the network's two heads.
+    max_points: at most this many in-image radar points per frame go through the network (0 = no cap); a larger
+    cloud is thinned deterministically on a pixel grid (coverage first, duplicates last), the rest are not evaluated
+    and not used as anchors, and the frame's diagnostics flag "radar_subsampled" (docs/recalibration.md, "Cap")."""
 
     enabled: bool = True
     checkpoint: str = ""
     threshold: float = -1.0
     use_screening: bool = True
     use_displacement: bool = True
+    max_points: int = 8000
 
 
 @dataclass
@@ -188,6 +194,9 @@ class PipelineConfig:
         self.align.validate()
         self.refine.validate()
         self.smooth.validate()
+        if self.recalibration.max_points < 0:
+            raise ValueError(f"pipeline config: recalibration.max_points: expected >= 0 (0 = no cap), got "
+                             f"{self.recalibration.max_points}")
         if self.prior.source not in PRIOR_SOURCES:
             raise ValueError(f"pipeline config: prior.source: unknown {self.prior.source!r}; choose from {PRIOR_SOURCES}")
         if not _DEVICE.match(str(self.device).strip().lower()):
@@ -242,7 +251,8 @@ def load_recalibrator(cfg: RecalibrationConfig, device: str = "cpu"):
                            "recalibration.enabled=false to run on raw radar") from exc
     ckpt = cfg.checkpoint or str(default_checkpoint())
     return Recalibrator.from_checkpoint(ckpt, device=device, threshold=None if cfg.threshold < 0 else cfg.threshold,
-                                        use_screening=cfg.use_screening, use_displacement=cfg.use_displacement)
+                                        use_screening=cfg.use_screening, use_displacement=cfg.use_displacement,
+                                        max_points=cfg.max_points)
 
 
 class Pipeline:
@@ -286,7 +296,10 @@ class Pipeline:
         t2 = time.perf_counter()
         times["prior"] = (t2 - t1) * 1e3
 
-        diag: dict[str, Any] = {"anchors_total": len(anchors), "anchors_kept": anchors.num_kept}
+        cap = getattr(self.recalibrator, "max_points", 0)
+        dropped = len(anchors) - cap if self.recalibrator is not None and 0 < cap < len(anchors) else 0
+        diag: dict[str, Any] = {"anchors_total": len(anchors), "anchors_kept": anchors.num_kept,
+                                "anchors_subsampled": dropped}
         if prior is None:
             depth = np.full((frame.height, frame.width), np.nan, np.float32)
             diag.update(scale=math.nan, shift=math.nan, threshold=math.nan, anchors_used=0, clusters_local=0,
@@ -300,6 +313,8 @@ class Pipeline:
                         anchors_used=int(out.used.sum()), clusters_local=int(out.n_local),
                         fallbacks=list(out.fallbacks))
             times.update({s: out.times_ms.get(s, 0.0) for s in ("align", "refine", "smooth")})
+        if dropped:
+            diag["fallbacks"].append("radar_subsampled")
         times["total"] = (time.perf_counter() - t0) * 1e3
         diag["times_ms"] = times
         return Result(depth=depth, anchors=anchors, diagnostics=diag)

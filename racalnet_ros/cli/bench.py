@@ -10,7 +10,7 @@ import platform
 
 HELP = "time the recalibration network, the alignment stages, the node overhead and synthetic frame generation (writes a table / JSON)"
 
-AREAS = ("recalibration", "alignment", "node", "synthetic")
+AREAS = ("recalibration", "alignment", "node", "synthetic", "rcnet")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,8 +14,29 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .window_attention import morton_order, windowed_self_attention
+
+
+def single_query_attention(mha: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+    """`mha(q[:, None], kv, kv)` for one query per point (Eq. 2), with the key and value projections moved off the
+    T tokens: q_h . (W_k,h t + b_k,h) = (W_k,h^T q_h) . t + const (the constant cancels in the softmax), and
+    sum_t w_t (W_v,h t + b_v,h) = W_v,h (sum_t w_t t) + b_v,h. Same result, ~3x fewer multiply-adds and no P x T x 2D
+    intermediate. q: P x D; kv: P x T x D (normalised tokens) -> P x D."""
+    P, T, D = kv.shape
+    H = mha.num_heads
+    dh = D // H
+    w_q, w_k, w_v = mha.in_proj_weight.split(D)                                                # D x D each
+    b_q, _, b_v = mha.in_proj_bias.split(D)
+    heads = torch.eye(H, dtype=q.dtype, device=q.device).repeat_interleave(dh, 1)             # H x D head masks
+    qh = F.linear(q, w_q, b_q).unsqueeze(1) * heads * dh ** -0.5                               # P x H x D
+    a = (qh.view(P * H, D) @ w_k).view(P, H, D)                                                # W_k,h^T q_h
+    w = torch.bmm(a, kv.transpose(1, 2)).softmax(-1)                                           # P x H x T
+    w = F.dropout(w, mha.dropout, mha.training)
+    m = torch.bmm(w, kv)                                                                       # P x H x D
+    o = (F.linear(m, w_v) * heads).sum(1) + b_v                                                # W_v,h m_h, P x D
+    return mha.out_proj(o)
 
 
 class FusionLayer(nn.Module):
@@ -42,9 +63,8 @@ class FusionLayer(nn.Module):
             x = x + windowed_self_attention(self.self_attn, h, valid, order, window)
         else:                                                                                   # Eq. 1, dense
             x = x + self.self_attn(h, h, h, key_padding_mask=padding, need_weights=False)[0]
-        q = self.norm_ca(x)[b_idx, n_idx].unsqueeze(1)                                          # P x 1 x D
-        kv = self.norm_tokens(tokens)                                                           # P x T x D
-        ca = self.cross_attn(q, kv, kv, need_weights=False)[0].squeeze(1)                      # Eq. 2, P x D
+        q = self.norm_ca(x)[b_idx, n_idx]                                                       # P x D
+        ca = single_query_attention(self.cross_attn, q, self.norm_tokens(tokens))               # Eq. 2, P x D
         x = x + torch.zeros_like(x).index_put((b_idx, n_idx), ca)
         return x + self.ffn(self.norm_ffn(x))
 

@@ -53,6 +53,25 @@ class CBAM(nn.Module):
         return self.spatial(self.channel(x))
 
 
+def fuse_batchnorm_(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d into that convolution (inference only; the
+    folded network computes the same function with one op less per pair). Pairs are adjacent entries of an
+    nn.Sequential or torchvision's `convN` / `bnN` attributes (ResNet blocks). In place; returns `module`."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for parent in module.modules():
+        if isinstance(parent, nn.Sequential):
+            for i in range(len(parent) - 1):
+                if isinstance(parent[i], nn.Conv2d) and isinstance(parent[i + 1], nn.BatchNorm2d):
+                    parent[i], parent[i + 1] = fuse_conv_bn_eval(parent[i], parent[i + 1]), nn.Identity()
+        for j in range(1, 4):
+            conv, bn = getattr(parent, f"conv{j}", None), getattr(parent, f"bn{j}", None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(parent, f"conv{j}", fuse_conv_bn_eval(conv, bn))
+                setattr(parent, f"bn{j}", nn.Identity())
+    return module
+
+
 def _resnet(name: str, pretrained: str) -> nn.Module:
     """A torchvision ResNet; `pretrained`: "" random init, "imagenet" the torchvision weight enum (downloads once),
     or a path to a saved torchvision state dict."""
