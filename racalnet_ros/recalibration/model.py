@@ -63,7 +63,7 @@ class RecalibrationNet(nn.Module):
         boxes = torch.cat([b_idx.to(c.dtype).unsqueeze(1), c - half, c + half], 1)              # P x 5
         s = self.cfg.roi_size
         patches = roi_align(fmap, boxes, output_size=(s, s), spatial_scale=1.0 / self.image_encoder.stride,
-                            sampling_ratio=2, aligned=True)                                      # P x C x s x s
+                            sampling_ratio=self.cfg.roi_sampling, aligned=True)                                      # P x C x s x s
         tokens = self.token_proj(patches.flatten(2).transpose(1, 2)) + self.token_pos           # P x s*s x D
         x = self.fusion(x, valid, tokens, b_idx, n_idx, uv)                                     # B x N x D
         conf, disp = self.heads(x)                                                              # B x N, B x N x 2
