@@ -29,13 +29,13 @@ def single_query_attention(mha: nn.MultiheadAttention, q: torch.Tensor, kv: torc
     dh = D // H
     w_q, w_k, w_v = mha.in_proj_weight.split(D)                                                # D x D each
     b_q, _, b_v = mha.in_proj_bias.split(D)
-    heads = torch.eye(H, dtype=q.dtype, device=q.device).repeat_interleave(dh, 1)             # H x D head masks
-    qh = F.linear(q, w_q, b_q).unsqueeze(1) * heads * dh ** -0.5                               # P x H x D
-    a = (qh.view(P * H, D) @ w_k).view(P, H, D)                                                # W_k,h^T q_h
-    w = torch.bmm(a, kv.transpose(1, 2)).softmax(-1)                                           # P x H x T
+    qh = F.linear(q, w_q, b_q).view(P, H, dh).transpose(0, 1) * dh ** -0.5                    # H x P x dh
+    a = torch.bmm(qh, w_k.view(H, dh, D)).transpose(0, 1)                                      # P x H x D: W_k,h^T q_h
+    w = torch.matmul(a, kv.transpose(1, 2)).softmax(-1)                                        # P x H x T
     w = F.dropout(w, mha.dropout, mha.training)
     m = torch.bmm(w, kv)                                                                       # P x H x D
-    o = (F.linear(m, w_v) * heads).sum(1) + b_v                                                # W_v,h m_h, P x D
+    o = torch.bmm(m.transpose(0, 1), w_v.view(H, dh, D).transpose(1, 2))                      # H x P x dh: W_v,h m_h
+    o = o.transpose(0, 1).reshape(P, D) + b_v
     return mha.out_proj(o)
 
 
