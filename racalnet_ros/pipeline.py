@@ -81,7 +81,7 @@ class RecalibrationConfig:
     threshold: float = -1.0
     use_screening: bool = True
     use_displacement: bool = True
-    max_points: int = 8000
+    max_points: int = 4096
 
 
 @dataclass

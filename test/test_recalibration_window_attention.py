@@ -155,3 +155,16 @@ def test_fifty_thousand_points_run_without_a_quadratic_allocation():
     assert out.returncode == 0, out.stderr[-2000:]
     before, after = (int(v) for v in out.stdout.split()[-2:])  # MiB
     assert after - before < 1024
+
+
+def test_running_the_blocks_in_chunks_does_not_change_the_result():
+    mha = _mha()
+    torch.manual_seed(6)
+    x, uv = torch.randn(2, 90, 32), torch.rand(2, 90, 2) * 100
+    valid = torch.ones(2, 90, dtype=torch.bool)
+    valid[1, 61:] = False
+    order = morton_order(uv, valid)
+    with torch.no_grad():
+        whole = windowed_self_attention(mha, x, valid, order, window=8)
+        chunked = windowed_self_attention(mha, x, valid, order, window=8, chunk_blocks=3)  # 1 block per frame per chunk
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)

@@ -91,6 +91,9 @@ PIPELINE_DOCS: dict[str, tuple[str, Optional[tuple[float, float]]]] = {
                                 "checkpoint's own.", (-1.0, 1.0)),
     "recalibration.use_screening": ("Drop anchors whose confidence is below the threshold.", None),
     "recalibration.use_displacement": ("Move anchors by the predicted pixel displacement.", None),
+    "recalibration.max_points": ("At most this many in-image radar points per frame go through the network (0 = no "
+                                 "cap); a larger cloud is thinned on a pixel grid, the rest are not used as anchors "
+                                 "and the frame is flagged radar_subsampled (WARN).", (0, 1_000_000)),
     "prior.source": ("Monocular prior: topic (prior/inverse_depth, 32FC1 relative inverse depth), "
                      "depth-anything-v2 (run in this node) or precomputed.", None),
     "prior.path": ("precomputed: the folder; depth-anything-v2: Hugging Face id or local folder ('' = default).",
