@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from . import median_ms, run_info
+from . import median_wall_cpu_ms, run_info
 
 ENV = "RADARCAM_DEPTH"
 WIDTH, HEIGHT = 640, 480
@@ -61,12 +61,11 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
 
     counts = (20, 250) if quick else (20, 250, 1000)
     root = Path(os.environ.get(ENV, ""))
-    info = run_info(device)
     if not os.environ.get(ENV) or not (root / "RCNet" / "rcnet_model.py").is_file():
         print(f"rcnet: skipped: set {ENV} to a checkout of github.com/MMOCKING/RadarCam-Depth "
               f"(got {os.environ.get(ENV, '')!r})", file=sys.stderr)
         return [{"name": "RC-Net stage 1 vs racalnet 640x480", "ms": float("nan"),
-                 "skipped": f"{ENV} not set to a RadarCam-Depth checkout", **info}]
+                 "skipped": f"{ENV} not set to a RadarCam-Depth checkout", **run_info(device)}]
     RCNetModel, rcnet_forward = _import_rcnet(root)
     torch.manual_seed(0)
     rcnet = RCNetModel(**RCNET_SETTINGS, device=torch.device(device))
@@ -87,13 +86,16 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
                               torch.full((n,), float(HEIGHT), device=device)], 1)]
         reps, warm = (3, 1) if n <= 20 else (1, 0)  # a frame takes seconds to minutes
         with torch.no_grad():
-            model_ms = median_ms(lambda: rcnet.forward(image, pts, boxes, return_logits=False), repeat=reps,
-                                 warmup=warm)
-            stage1_ms = median_ms(lambda: rcnet_forward(rcnet, image, pts.clone(), boxes, 0.5, torch.device(device)),
-                                  repeat=reps, warmup=warm)
+            model_ms, model_cpu = median_wall_cpu_ms(lambda: rcnet.forward(image, pts, boxes, return_logits=False),
+                                                     repeat=reps, warmup=warm)
+            stage1_ms, stage1_cpu = median_wall_cpu_ms(
+                lambda: rcnet_forward(rcnet, image, pts.clone(), boxes, 0.5, torch.device(device)), repeat=reps,
+                warmup=warm)
         frame = toy_frame(0, width=WIDTH, height=HEIGHT, n_radar=n)
-        ours = median_ms(lambda: rec.predict(frame), repeat=max(reps, 5), warmup=2)
+        ours, ours_cpu = median_wall_cpu_ms(lambda: rec.predict(frame), repeat=max(reps, 5), warmup=2)
         rows.append({"name": "RC-Net stage 1 vs racalnet 640x480", "ms": stage1_ms, "points": n,
                      "rcnet_model_ms": model_ms, "rcnet_stage1_ms": stage1_ms, "racalnet_ms": ours,
-                     "ratio_stage1": stage1_ms / ours, "ratio_model": model_ms / ours, **info})
+                     "rcnet_stage1_cpu_ms": stage1_cpu, "racalnet_cpu_ms": ours_cpu,
+                     "ratio_stage1": stage1_ms / ours, "ratio_model": model_ms / ours,
+                     "ratio_stage1_cpu": stage1_cpu / ours_cpu, **run_info(device)})
     return rows

@@ -17,7 +17,7 @@ import dataclasses
 
 import torch
 
-from . import median_ms, run_info
+from . import median_ms, median_wall_cpu_ms, run_info
 
 
 def run(device: str = "cpu", quick: bool = False) -> list[dict]:
@@ -43,7 +43,7 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
         for n in counts[preset]:
             reps = 2 if quick or n >= 20000 else 7
             frame = toy_frame(0, width=640, height=480, n_radar=n)
-            total = median_ms(lambda: rec.predict(frame), repeat=reps, warmup=1)
+            total, total_cpu = median_wall_cpu_ms(lambda: rec.predict(frame), repeat=reps, warmup=1)
             size = working_size(640, 480, cfg.input_width)
             image = torch.from_numpy(resize_image(frame.image, size)).permute(2, 0, 1)[None].float().to(device) / 255
             image = image.contiguous(memory_format=torch.channels_last)
@@ -62,7 +62,8 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
                 if len(pr) <= 20000:
                     valid_all = torch.ones(1, len(pr), dtype=torch.bool, device=device)
                     pts_all = median_ms(lambda: net.decode_points(fmap, feats, uv, valid_all), repeat=reps, warmup=1)
-            rows.append({"name": f"recalibrate {preset} 640x480", "ms": total, "preset": preset, "points": len(pr),
+            rows.append({"name": f"recalibrate {preset} 640x480", "ms": total, "cpu_ms": total_cpu, "preset": preset,
+                         "points": len(pr),
                          "seen": len(seen), "input": f"{size[0]}x{size[1]}", "encoder_ms": enc, "points_ms": pts,
                          "points_ms_all": pts_all, "params_M": round(model.num_parameters() / 1e6, 2),
                          "attn_window": cfg.attn_window, **run_info(device)})
@@ -88,8 +89,9 @@ def _pipeline_row(rec, frame, device: str) -> dict:
     rec = Recalibrator(rec.model, rec.cfg, threshold=0.0, device=device, max_points=rec.max_points)
     pipe = Pipeline(rec, FramePrior(), Aligner(cfg.align, cfg.refine, cfg.smooth, device=device), cfg)
     res = {}
-    ms = median_ms(lambda: res.update(r=pipe.run(frame)), repeat=2, warmup=1)
+    ms, cpu = median_wall_cpu_ms(lambda: res.update(r=pipe.run(frame)), repeat=3, warmup=1)
     d = res["r"].diagnostics
-    return {"name": "Pipeline.run 640x480, huge cloud", "ms": ms, "preset": "small", "points": d["anchors_total"],
+    return {"name": "Pipeline.run 640x480, huge cloud", "ms": ms, "cpu_ms": cpu, "preset": "small",
+            "points": d["anchors_total"],
             "seen": d["anchors_total"] - d["anchors_subsampled"], "fallbacks": ",".join(d["fallbacks"]),
             **{f"{k}_ms": round(v, 1) for k, v in d["times_ms"].items() if k != "total"}, **run_info(device)}
