@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .frame import CameraModel
+from .frame import CameraModel, FrameError
 
 #: Points closer than this to the camera plane are treated as behind it (metres).
 MIN_DEPTH = 0.1
@@ -143,15 +143,19 @@ def filter_occluded(uv: np.ndarray, depth: np.ndarray, width: int, height: int, 
     return keep
 
 
-def lidar_depth_map(frame, occlusion_filter: bool = False, max_depth: float = np.inf, **filter_kwargs) -> np.ndarray:
-    """Sparse LiDAR ground truth of a frame: H x W float32 metres, 0 = no point (labels and evaluation).
+def lidar_depth_map(frame, occlusion_filter: bool = False, max_depth: float = np.inf, required: bool = False,
+                    **filter_kwargs) -> np.ndarray:
+    """Sparse LiDAR ground truth of a frame: H x W float32 metres, 0 = no point. The one ground-truth function of
+    the package (training labels, anchor and depth evaluation, bag scoring, inspect, figures).
 
     The frame's LiDAR is projected with T_cam_lidar and the camera's distortion and z-buffered (nearest point wins a
     pixel). occlusion_filter=True first drops points hidden from the camera (`filter_occluded`, keyword arguments
     passed on); it is off by default so numbers stay comparable with the paper, which evaluates on the raw projection.
-    A frame without LiDAR gives an all-zero map.
+    A frame without LiDAR gives an all-zero map, or, with required=True, a FrameError naming the frame.
     """
     h, w = frame.height, frame.width
+    if required and frame.lidar is None:
+        raise FrameError(f"lidar: frame {frame.frame_id!r} has no LiDAR (labels and evaluation need it)")
     if frame.lidar is None or len(frame.lidar) == 0:
         return np.zeros((h, w), np.float32)
     p = project_to_image(frame.lidar, frame.T_cam_lidar, frame.camera, max_depth=max_depth)

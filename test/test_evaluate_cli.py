@@ -104,7 +104,26 @@ def test_evaluate_refuses_recalibrated_configuration_without_checkpoint(tmp_path
     assert rc == 2 and "full" in capsys.readouterr().err
 
 
-def test_evaluate_rejects_unknown_configuration(tmp_path):
-    with pytest.raises(SystemExit, match="best"):
-        racalnet(["evaluate", "--dataset", f"{__name__}:KnownDepthDataset", "--ablation", "best",
-                  "--out", str(tmp_path)])
+def test_evaluate_rejects_unknown_configuration(tmp_path, capsys):
+    assert racalnet(["evaluate", "--dataset", f"{__name__}:KnownDepthDataset", "--ablation", "best",
+                     "--out", str(tmp_path)]) == 2
+    assert "best" in capsys.readouterr().err
+
+
+def test_every_configuration_shares_one_prior_computed_once_per_frame(tmp_path, monkeypatch):
+    """Each ablation is a Pipeline from PipelineConfig.ablation; they share one prior instance, which predicts once
+    per frame."""
+    from racalnet_ros.metric_depth.priors import FramePrior
+    from racalnet_ros.pipeline import Pipeline
+
+    calls, built = [], []
+    real_predict, real_from_config = FramePrior.predict, Pipeline.from_config.__func__
+    monkeypatch.setattr(FramePrior, "predict", lambda self, frame: calls.append(frame.frame_id) or
+                        real_predict(self, frame))
+    monkeypatch.setattr(Pipeline, "from_config", classmethod(lambda cls, cfg, prior=None: built.append(prior) or
+                                                              real_from_config(cls, cfg, prior)))
+    rc = racalnet(["evaluate", "--dataset", f"{__name__}:KnownDepthDataset", "--ablation",
+                   "no-recalibration,baseline", "--out", str(tmp_path / "o")])
+    assert rc == 0
+    assert len(built) == 2 and built[0] is not None and built[1] is built[0]
+    assert calls == ["000001", "000002"]

@@ -80,15 +80,30 @@ def test_infer_writes_depth_at_each_image_resolution(user_data, capsys):
     assert set(summary["frames"]) == {"a", "b", "c"} and summary["recalibration"] is False
 
 
-def test_infer_names_the_bad_field(user_data):
+def test_infer_names_the_bad_field_in_one_line(user_data, capsys):
     root, _ = user_data
     (root / "bad.yaml").write_text("K: [1, 2, 3]\nT_cam_radar: [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]\n")
-    with pytest.raises(SystemExit, match="K must be 3x3"):
-        racalnet(["infer", "--images", str(root / "images"), "--radar", str(root / "radar"), "--calib",
-                  str(root / "bad.yaml"), "--prior", f"precomputed:{root / 'priors'}", "--no-recalibration",
-                  "--out", str(root / "o")])
+    assert racalnet(["infer", "--images", str(root / "images"), "--radar", str(root / "radar"), "--calib",
+                     str(root / "bad.yaml"), "--prior", f"precomputed:{root / 'priors'}", "--no-recalibration",
+                     "--out", str(root / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("racalnet infer: ") and "bad.yaml: K must be 3x3" in err and err.count("\n") == 1
     empty = root / "empty"
     empty.mkdir()
-    with pytest.raises(SystemExit, match="same stem"):
+    assert racalnet(["infer", "--images", str(root / "images"), "--radar", str(empty), "--calib",
+                     str(root / "calib.json"), "--no-recalibration", "--out", str(root / "o")]) == 2
+    assert "same stem" in capsys.readouterr().err
+    with pytest.raises(Exception, match="same stem"):  # --debug: the exception itself, with its traceback
         racalnet(["infer", "--images", str(root / "images"), "--radar", str(empty), "--calib",
-                  str(root / "calib.json"), "--no-recalibration", "--out", str(root / "o")])
+                  str(root / "calib.json"), "--no-recalibration", "--out", str(root / "o"), "--debug"])
+
+
+def test_a_missing_checkpoint_stops_infer_instead_of_falling_back_to_raw_radar(user_data, capsys):
+    root, _ = user_data
+    rc = racalnet(["infer", "--images", str(root / "images"), "--radar", str(root / "radar"), "--calib",
+                   str(root / "calib.json"), "--prior", f"precomputed:{root / 'priors'}", "--checkpoint",
+                   str(root / "nowhere.safetensors"), "--out", str(root / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "recalibration.checkpoint" in err and "nowhere.safetensors" in err
+    assert not (root / "o" / "depth").exists()

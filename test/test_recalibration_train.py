@@ -69,3 +69,24 @@ def test_two_process_ddp_run_writes_checkpoint_and_metrics_and_resumes(tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [row["epoch"] for row in rows] == ["1", "2"]
+
+
+def test_fit_is_a_library_call_that_stops_on_time_exports_fp16_and_raises_on_no_data(tmp_path):
+    """fit(model_cfg, label_cfg, train_cfg, run_dir, ...) without argparse: a budget of ~0 minutes stops after the
+    first batch and still saves; --export's float16 copy is written; no samples is a TrainError, not an exit."""
+    import pytest
+
+    from racalnet_ros.recalibration.config import TrainConfig
+    from racalnet_ros.recalibration.train import TrainError, fit
+
+    samples = prepare_samples([toy_frame(s, n_radar=30) for s in range(2)], CFG, LAB)
+    train_cfg = TrainConfig(epochs=5, batch_size=1, jitter=0.0)
+    best = fit(CFG, LAB, train_cfg, tmp_path / "run", samples, None, max_minutes=1e-6,
+               export=tmp_path / "exported")
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert len(rows) == 1 and rows[0]["batches"] == "1"  # stopped inside the first epoch, after one batch
+    assert best.is_file() and best.name in ("best.safetensors", "last.safetensors")
+    model, cfg, meta = load_checkpoint(tmp_path / "exported")
+    assert cfg == CFG and meta["dtype"] == "float16" and meta["epoch"] == 1
+    with pytest.raises(TrainError, match="no training samples"):
+        fit(CFG, LAB, train_cfg, tmp_path / "empty", [], None)

@@ -1,5 +1,6 @@
-"""`racalnet bench`: timing benchmarks (never timed tests). Each area lives in racalnet_ros/bench/<area>.py with
-`run(device="cpu", quick=False) -> list[dict]`; every row has at least "name" and "ms" (median per call)."""
+"""`racalnet bench`: timing benchmarks (never timed tests). Each area lives in a module of racalnet_ros/bench/
+(`AREAS`: area -> module) with `run(device="cpu", quick=False) -> list[dict]`; every row has at least "name" and "ms"
+(median per call). Torch threads: --threads / cpu_threads as in every command (default: config.default_cpu_threads)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,20 @@ import platform
 
 HELP = "time the recalibration network, the alignment stages, the node overhead and synthetic frame generation (writes a table / JSON)"
 
-AREAS = ("recalibration", "alignment", "node", "synthetic", "rcnet")
+#: area (`--what`) -> module under racalnet_ros.bench
+AREAS = {"recalibration": "recalibration", "alignment": "alignment", "node": "node_overhead", "synthetic": "synthetic",
+         "rcnet": "rcnet"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .options import add_pipeline_options
+
     p.add_argument("--what", default="all", help=f"comma-separated areas out of {', '.join(AREAS)}, or 'all'")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--json", default="", help="also write all rows to this JSON file")
+    p.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
+                   help="node area: also run racalnet_node through DDS for SECONDS (20 Hz of 640x480 frames)")
+    add_pipeline_options(p, device="cpu")
 
 
 def format_rows(rows: list[dict]) -> str:
@@ -37,19 +43,29 @@ def _fmt(v) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
+
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    areas = AREAS if args.what == "all" else tuple(a.strip() for a in args.what.split(",") if a.strip())
+    from ..config import resolve_device
+    from ..errors import UsageError
+    from .options import setup
+
+    cfg = setup(args)  # sets torch's threads from --threads / cpu_threads
+    device = resolve_device(cfg.device)
+    areas = tuple(AREAS) if args.what == "all" else tuple(a.strip() for a in args.what.split(",") if a.strip())
     unknown = [a for a in areas if a not in AREAS]
     if unknown:
-        raise SystemExit(f"racalnet bench: unknown area(s) {unknown}; choose from {AREAS}")
-    print(f"# racalnet bench on {platform.processor() or platform.machine()}, device={args.device}, "
-          f"torch threads={torch.get_num_threads()}, torch {torch.__version__}")
+        raise UsageError(f"--what: unknown area(s) {unknown}; choose from {', '.join(AREAS)}")
+    print(f"# racalnet bench on {platform.processor() or platform.machine()}, device={device}, "
+          f"torch threads={torch.get_num_threads()}, torch {torch.__version__}, load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     everything = {}
     for area in areas:
-        rows = importlib.import_module(f"racalnet_ros.bench.{area}").run(device=args.device, quick=args.quick)
+        module = importlib.import_module(f"racalnet_ros.bench.{AREAS[area]}")
+        rows = module.run(device=device, quick=args.quick)
+        if area == "node" and args.live > 0:
+            rows.append(module.measure_live(args.live, params={"device": device, "cpu_threads": cfg.cpu_threads}))
         everything[area] = rows
         print(f"\n## {area}\n")
         print(format_rows(rows))

@@ -23,6 +23,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import UsageError
+
 HELP = "dense metric depth for your own images + radar files + a calibration file (writes depth PNGs and figures)"
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
@@ -33,29 +35,27 @@ ALIASES = {"x": "x", "y": "y", "z": "z", "doppler": "doppler", "v_r": "doppler",
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .options import add_alias, add_pipeline_options
+
     p.add_argument("--images", required=True, help="folder of images (png/jpg)")
     p.add_argument("--radar", required=True, help="folder of radar files matched by stem (.npy/.csv/.txt)")
     p.add_argument("--calib", required=True, help="calibration JSON/YAML (K, dist, T_cam_radar, [width, height])")
-    p.add_argument("--prior", default="depth-anything-v2",
-                   help="depth-anything-v2[:ID_OR_PATH] (default) | precomputed:DIR (files <stem>.npy)")
-    p.add_argument("--checkpoint", default="", help="recalibration checkpoint (default: the shipped one if present)")
-    p.add_argument("--no-recalibration", action="store_true", help="use the raw radar projections")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
-    p.add_argument("--config", default="", help="pipeline YAML (plain or ROS parameter layout)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu) | cpu | cuda | cuda:N")
-    p.add_argument("--fp16", action="store_true", help="half-precision prior network on CUDA")
+    add_pipeline_options(p, device="auto", prior="depth-anything-v2")
+    add_alias(p, "--no-recalibration", "recalibration.enabled", const=False, help="use the raw radar projections")
+    add_alias(p, "--fp16", "prior.fp16", const=True, help="half-precision prior network on CUDA")
 
 
 def _matrix(calib: dict, key: str, shape: tuple[int, int], path: Path):
     import numpy as np
 
     if key not in calib:
-        raise SystemExit(f"racalnet infer: {path}: missing {key!r}")
+        raise UsageError(f"{path}: missing {key!r}")
     try:
         m = np.asarray(calib[key], dtype=np.float64).reshape(shape)
     except (TypeError, ValueError):
-        raise SystemExit(f"racalnet infer: {path}: {key} must be {shape[0]}x{shape[1]} numbers "
+        raise UsageError(f"{path}: {key} must be {shape[0]}x{shape[1]} numbers "
                          f"(nested or flat row-major)") from None
     return m
 
@@ -69,15 +69,15 @@ def read_calibration(path: Path) -> dict:
         text = path.read_text()
         calib = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise SystemExit(f"racalnet infer: cannot read calibration {path}: {exc}") from None
+        raise UsageError(f"cannot read calibration {path}: {exc}") from None
     if not isinstance(calib, dict):
-        raise SystemExit(f"racalnet infer: {path}: expected a mapping with K, T_cam_radar [, dist, width, height]")
+        raise UsageError(f"{path}: expected a mapping with K, T_cam_radar [, dist, width, height]")
     size = None
     if "width" in calib or "height" in calib:
         try:
             size = (int(calib["width"]), int(calib["height"]))
         except (KeyError, TypeError, ValueError):
-            raise SystemExit(f"racalnet infer: {path}: width and height must both be integers") from None
+            raise UsageError(f"{path}: width and height must both be integers") from None
     return {"K": _matrix(calib, "K", (3, 3), path), "T_cam_radar": _matrix(calib, "T_cam_radar", (4, 4), path),
             "dist": np.asarray(calib.get("dist") or [], np.float64).reshape(-1), "size": size}
 
@@ -103,16 +103,16 @@ def read_radar(path: Path):
             arr = np.array([[float(t) for t in (ln.split(delim) if delim else ln.split())] for ln in lines],
                            dtype=np.float64)
     except (OSError, ValueError) as exc:
-        raise SystemExit(f"racalnet infer: cannot read radar file {path}: {exc}") from None
+        raise UsageError(f"cannot read radar file {path}: {exc}") from None
     arr = np.asarray(arr, dtype=np.float32)
     if arr.size == 0:
         return np.zeros((0, 3), np.float32), ("x", "y", "z")
     if arr.ndim != 2 or arr.shape[1] < 3:
-        raise SystemExit(f"racalnet infer: {path}: expected N x >=3 columns (x y z [doppler power]), got {arr.shape}")
+        raise UsageError(f"{path}: expected N x >=3 columns (x y z [doppler power]), got {arr.shape}")
     if fields is not None:
         names = [ALIASES.get(f) for f in fields]
         if len(names) != arr.shape[1] or names[:3] != ["x", "y", "z"]:
-            raise SystemExit(f"racalnet infer: {path}: header {fields} must start with x y z and match the columns")
+            raise UsageError(f"{path}: header {fields} must start with x y z and match the columns")
         keep = [i for i, n in enumerate(names) if n is not None]
         return arr[:, keep], tuple(names[i] for i in keep)
     names = ("x", "y", "z", "doppler", "power")[:min(arr.shape[1], 5)]
@@ -121,9 +121,9 @@ def read_radar(path: Path):
 
 def pairs(images: Path, radar: Path) -> list[tuple[Path, Path]]:
     if not images.is_dir():
-        raise SystemExit(f"racalnet infer: --images {images} is not a folder")
+        raise UsageError(f"--images {images} is not a folder")
     if not radar.is_dir():
-        raise SystemExit(f"racalnet infer: --radar {radar} is not a folder")
+        raise UsageError(f"--radar {radar} is not a folder")
     out, missing = [], []
     for img in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTS):
         found = [radar / f"{img.stem}{e}" for e in RADAR_EXTS if (radar / f"{img.stem}{e}").is_file()]
@@ -131,7 +131,7 @@ def pairs(images: Path, radar: Path) -> list[tuple[Path, Path]]:
     if missing:
         print(f"racalnet infer: no radar file for {len(missing)} image(s), skipped: {missing[:5]}", file=sys.stderr)
     if not out:
-        raise SystemExit(f"racalnet infer: no image in {images} has a radar file with the same stem in {radar} "
+        raise UsageError(f"no image in {images} has a radar file with the same stem in {radar} "
                          f"(extensions {', '.join(RADAR_EXTS)})")
     return out
 
@@ -143,7 +143,7 @@ def load_frame(img_path: Path, radar_path: Path, calib: dict):
 
     bgr = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise SystemExit(f"racalnet infer: cannot decode image {img_path}")
+        raise UsageError(f"cannot decode image {img_path}")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
     K = calib["K"].copy()
@@ -157,36 +157,15 @@ def load_frame(img_path: Path, radar_path: Path, calib: dict):
 
 def main(args: argparse.Namespace) -> int:
     from ..metric_depth.output import figure, write_anchors, write_depth_png, write_figure
-    from ..pipeline import Pipeline, PipelineConfig, resolve_device
+    from ..pipeline import Pipeline
+    from .options import setup
 
+    cfg = setup(args)
     calib = read_calibration(Path(args.calib))
     todo = pairs(Path(args.images), Path(args.radar))
-    cfg = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
-    try:
-        cfg.device = resolve_device(args.device)
-    except ValueError as exc:
-        raise SystemExit(f"racalnet infer: --device: {exc}") from None
-    spec = args.prior
-    kind, _, arg = spec.partition(":")
-    cfg.prior.source, cfg.prior.path, cfg.prior.fp16 = kind, arg, args.fp16
-    if args.no_recalibration:
-        cfg.recalibration.enabled = False
-    else:
-        if args.checkpoint:
-            cfg.recalibration.checkpoint = args.checkpoint
-        elif not cfg.recalibration.checkpoint:
-            try:
-                from ..recalibration import default_checkpoint
-                have = default_checkpoint().is_file()
-            except ImportError:
-                have = False
-            if not have:
-                print("racalnet infer: no recalibration checkpoint available, using raw radar projections "
-                      "(pass --checkpoint to recalibrate)", file=sys.stderr)
-                cfg.recalibration.enabled = False
     pipe = Pipeline.from_config(cfg)
     out = Path(args.out)
-    summary = {"calib": str(args.calib), "prior": spec, "recalibration": cfg.recalibration.enabled,
+    summary = {"calib": str(args.calib), "prior": cfg.prior.spec(), "recalibration": cfg.recalibration.enabled,
                "checkpoint": cfg.recalibration.checkpoint, "frames": {}}
     for img_path, radar_path in todo:
         frame = load_frame(img_path, radar_path, calib)

@@ -1,6 +1,7 @@
 """`racalnet inspect`: dataset statistics per frame and in summary (radar / LiDAR points in the image, depth ranges),
 optional overlay PNGs of radar and LiDAR on the image, and optionally how far raw radar depth is from the LiDAR
-around it (`--consistency`, issue 2 item 7; see racalnet_ros.metrics.radar_lidar_agreement)."""
+around it (`--consistency`, issue 2 item 7; see racalnet_ros.metrics.radar_lidar_agreement). `--radar-stats` measures
+what the radar looks like instead and compares it with a reference (racalnet_ros.datasets.radar_stats, issue 9)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import json
 import logging
 from pathlib import Path
 
-HELP = "dataset statistics (radar/LiDAR points in image, depth ranges), overlay PNGs, radar-vs-LiDAR agreement"
+HELP = ("dataset statistics (radar/LiDAR points in image, depth ranges), overlay PNGs, radar-vs-LiDAR agreement, "
+        "radar statistics against a reference (--radar-stats)")
 
-#: overlay colour scale: depth 0 .. OVERLAY_MAX_DEPTH metres mapped onto OpenCV's TURBO colormap (near = red end)
-OVERLAY_MAX_DEPTH = 80.0
+#: overlay colour scale (metric_depth.output.colorize_depth, the package's one colour map): near = red, far = blue
+OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH = 1.0, 80.0
 
 
 def add_arguments(p) -> None:
@@ -28,15 +30,12 @@ def add_arguments(p) -> None:
     p.add_argument("--occlusion-filter", action="store_true", help="drop LiDAR points hidden from the camera")
     p.add_argument("--json", default=None, help="also write per-frame rows and the summary to this JSON file")
     p.add_argument("--quiet", action="store_true", help="print the summary only")
-
-
-def _depth_colors(depth):
-    """N depths (m) -> N x 3 BGR uint8 via OpenCV's TURBO colormap (near = red, far = blue)."""
-    import cv2
-    import numpy as np
-
-    x = 255 - np.clip(np.asarray(depth) / OVERLAY_MAX_DEPTH * 255.0, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(x.reshape(-1, 1), cv2.COLORMAP_TURBO).reshape(-1, 3)
+    p.add_argument("--radar-stats", default=None, metavar="OUT.json",
+                   help="measure the radar's statistics instead (racalnet_ros/datasets/radar_stats.py): write "
+                        "OUT.json and a markdown account OUT.md")
+    p.add_argument("--compare-to", default=None, metavar="REF.json",
+                   help="with --radar-stats: compare against another dataset's OUT.json (e.g. Astyx) with the "
+                        "documented tolerances and add the table to OUT.md")
 
 
 def draw_overlay(frame, radar_uv, radar_depth, lidar_map):
@@ -44,18 +43,23 @@ def draw_overlay(frame, radar_uv, radar_depth, lidar_map):
     import cv2
     import numpy as np
 
+    from ..metric_depth.output import depth_colours, draw_colour_bar
+
+    def colours(d):
+        return depth_colours(d, OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH, bgr=True)
+
     img = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
     rows, cols = np.nonzero(lidar_map > 0)
-    for (r, c), col in zip(zip(rows, cols), _depth_colors(lidar_map[rows, cols])):
+    for (r, c), col in zip(zip(rows, cols), colours(lidar_map[rows, cols])):
         cv2.circle(img, (int(c), int(r)), 2, tuple(int(x) for x in col), -1, lineType=cv2.LINE_AA)
-    for (u, v), col in zip(np.rint(radar_uv).astype(int), _depth_colors(radar_depth)):
+    for (u, v), col in zip(np.rint(radar_uv).astype(int), colours(radar_depth)):
         cv2.circle(img, (int(u), int(v)), 6, (0, 0, 0), 3, lineType=cv2.LINE_AA)
         cv2.circle(img, (int(u), int(v)), 6, tuple(int(x) for x in col), 2, lineType=cv2.LINE_AA)
     text = (f"{frame.frame_id}  LiDAR: dots ({int((lidar_map > 0).sum())})  radar: rings ({len(radar_depth)})  "
-            f"colour: depth 0-{OVERLAY_MAX_DEPTH:g} m (red near, blue far)")
+            f"colour: depth {OVERLAY_MIN_DEPTH:g}-{OVERLAY_MAX_DEPTH:g} m (red near, blue far)")
     cv2.putText(img, text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
     cv2.putText(img, text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
-    return img
+    return draw_colour_bar(img, OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH, bgr=True)
 
 
 def _range(a) -> list:
@@ -150,19 +154,17 @@ def _fmt(v, nd=1):
 def main(args) -> int:
     import cv2
 
-    from ..datasets import DatasetError, open_dataset
+    from ..datasets import open_dataset
     from ..metrics import AGREEMENT_WINDOW
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        ds = open_dataset(args.dataset, args.root, split=args.split)
-        if args.frames:
-            ds = ds.subset(args.frames)
-    except (DatasetError, KeyError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 2
+    ds = open_dataset(args.dataset, args.root, split=args.split)
+    if args.frames:
+        ds = ds.subset(args.frames)
     if args.limit is not None:
         ds = ds.subset(ds.ids[: args.limit])
+    if args.radar_stats:
+        return _radar_stats(ds, args)
     window = tuple(args.window) if args.window else AGREEMENT_WINDOW
     out = Path(args.overlay_out) if args.overlay_out else None
     if out:
@@ -227,3 +229,33 @@ def main(args) -> int:
     if out:
         print(f"  overlays written to {out}/")
     return 0 if rows else 1
+
+
+def _radar_stats(ds, args) -> int:
+    """`--radar-stats`: radar_stats.measure_dataset over the frames, then write_report (and the comparison)."""
+    from ..datasets.radar_stats import RadarStatsConfig, measure_dataset, write_report
+
+    reference = None
+    if args.compare_to:
+        try:
+            reference = json.loads(Path(args.compare_to).read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: {args.compare_to}: cannot read a radar-stats JSON ({exc})")
+            return 2
+    cfg = RadarStatsConfig(window=tuple(args.window)) if args.window else RadarStatsConfig()
+    progress = None if args.quiet else (lambda fid: print(f"  measured {fid}", flush=True))
+    summary, _ = measure_dataset(ds, cfg, progress=progress)
+    if not summary["frames"]:
+        print("error: no frame could be loaded")
+        return 1
+    ref_name = Path(args.compare_to).stem if args.compare_to else "reference"
+    rows = write_report(summary, Path(args.radar_stats), args.dataset, reference, ref_name)
+    print(f"{args.dataset}: radar statistics of {summary['frames']} frame(s) written to {args.radar_stats} and "
+          f"{Path(args.radar_stats).with_suffix('.md')}")
+    for f in summary["skipped"]:
+        print(f"  skipped {f['frame_id']}: {f['reason']}")
+    if rows is not None:
+        failed = [r["statistic"] for r in rows if r["passed"] is False]
+        print(f"  against {ref_name}: {sum(r['passed'] is True for r in rows)} of {len(rows)} checks pass"
+              + (f"; failing: {'; '.join(failed)}" if failed else ""))
+    return 0

@@ -20,7 +20,7 @@ def open_dataset(kind: str, root: str, split: str | None = None, **kwargs) -> Fr
     try:
         module, cls = DATASETS[kind]
     except KeyError:
-        raise ValueError(f"unknown dataset {kind!r}; choose one of {sorted(DATASETS)}") from None
+        raise DatasetError(f"unknown dataset {kind!r}; choose one of {sorted(DATASETS)}") from None
     ds = getattr(importlib.import_module(module), cls)(root, **kwargs)
     return ds.split(split) if split else ds
 

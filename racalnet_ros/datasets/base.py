@@ -11,13 +11,21 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from ..errors import RacalnetError
 from ..frame import Frame
 
 log = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(RacalnetError, ValueError):
     """A file of a dataset is missing or malformed; the message names the file and the problem."""
+
+
+class UnknownFrameError(DatasetError, KeyError):
+    """A frame id the dataset does not have (a KeyError too, for code that looks ids up)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 def load_npy(path: Path, what: str = "file") -> np.ndarray:
@@ -86,7 +94,8 @@ class FrameDataset(abc.ABC):
         """A view of this dataset restricted to `ids` (kept in the given order)."""
         missing = [i for i in ids if i not in set(self.ids)]
         if missing:
-            raise KeyError(f"{self.name}: unknown frame id(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+            raise UnknownFrameError(f"{self.name}: unknown frame id(s) {missing[:5]}"
+                                    f"{' ...' if len(missing) > 5 else ''}")
         view = object.__new__(type(self))
         view.__dict__.update(self.__dict__)
         view.ids = list(ids)

@@ -1,7 +1,7 @@
 """`Aligner`: the three stages of Metric Depth Optimization (paper Sec. III-B, Algorithm 1) on one frame:
 global affine alignment (Eq. 11-12) -> depth-aware local refinement (Eq. 13-14) -> edge-aware smoothing.
-Refinement and smoothing can be switched off (ablations); `Aligner.baseline()` is the RadarCam-Depth stage 2:
-plain least squares in inverse depth on every anchor, no threshold search, no refinement, no smoothing.
+Refinement and smoothing can be switched off (ablations: `PipelineConfig.ablation`, racalnet_ros/config.py, defines
+them, the RadarCam-Depth stage-2 "baseline" among them).
 """
 
 from __future__ import annotations
@@ -42,13 +42,6 @@ class Aligner:
         self.smooth_cfg = (smooth or SmoothConfig()).validate()
         self.device = device
         self.previous: Optional[tuple[float, float]] = None
-
-    @classmethod
-    def baseline(cls, min_depth: float = 1.0, max_depth: float = 100.0) -> "Aligner":
-        """RadarCam-Depth stage 2 in inverse depth: plain least squares, every anchor, no refinement, no smoothing
-        (with our guards: the public code silently outputs max depth everywhere when its system is singular)."""
-        return cls(AlignConfig(min_depth=min_depth, max_depth=max_depth, threshold_search=False, regularization=0.0),
-                   RefineConfig(enabled=False), SmoothConfig(enabled=False))
 
     def reset(self) -> None:
         """Forget the previous frame's fit."""

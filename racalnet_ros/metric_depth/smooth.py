@@ -14,29 +14,12 @@ Details of our implementation (OpenCV, vectorised):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import cv2
 import numpy as np
 
-
-@dataclass
-class SmoothConfig:
-    """enabled: stage on/off. sigma: Gaussian sigma in pixels. edge_threshold: relative gradient |grad D| / D (per
-    pixel, from a 3x3 Sobel, i.e. about 8x a per-pixel relative difference: 0.5 ~ a 6% jump between neighbours) above
-    which a pixel is an edge."""
-
-    enabled: bool = True
-    sigma: float = 1.5
-    edge_threshold: float = 0.5
-
-    def validate(self) -> "SmoothConfig":
-        if not self.sigma > 0:
-            raise ValueError(f"smooth.sigma: must be > 0, got {self.sigma}")
-        if not self.edge_threshold > 0:
-            raise ValueError(f"smooth.edge_threshold: must be > 0, got {self.edge_threshold}")
-        return self
+from ..config import SmoothConfig  # noqa: F401  (defined with its descriptions and ranges in racalnet_ros/config.py)
 
 
 def edge_mask(depth: np.ndarray, edge_threshold: float) -> np.ndarray:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import RacalnetError
 from .config import LabelConfig, ModelConfig
 from .model import RecalibrationNet
 
@@ -20,8 +21,9 @@ FORMAT = "racalnet_ros.recalibration"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
-    """A checkpoint does not match this code; the message names the mismatch."""
+class CheckpointError(RacalnetError, ValueError):
+    """A checkpoint is missing, unreadable or does not match this code; the message names the file and the
+    mismatch."""
 
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
@@ -52,8 +54,12 @@ def read_config(path: str | Path) -> dict[str, Any]:
     _, js = checkpoint_paths(path)
     if not js.is_file():
         raise CheckpointError(f"checkpoint config {js} not found (a checkpoint is <name>.safetensors + <name>.json)")
-    meta = json.loads(js.read_text())
-    if meta.get("format") != FORMAT:
+    try:
+        meta = json.loads(js.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{js}: not a readable checkpoint config ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        meta = meta if isinstance(meta, dict) else {}
         raise CheckpointError(f"{js}: format {meta.get('format')!r} is not {FORMAT!r}")
     if int(meta.get("version", -1)) != VERSION:
         raise CheckpointError(f"{js}: version {meta.get('version')} is not supported (expected {VERSION})")
@@ -72,7 +78,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
     if not st.is_file():
         raise CheckpointError(f"checkpoint weights {st} not found")
     model = RecalibrationNet(cfg)
-    state = load_file(str(st))
+    try:
+        state = load_file(str(st))
+    except Exception as exc:  # safetensors raises its own SafetensorError (or OSError) for a corrupt file
+        raise CheckpointError(f"{st}: not a readable safetensors file ({exc})") from None
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ..config import setting
+
 #: Per-point radar feature groups understood by `features.radar_point_features` (see there for the columns).
 FEATURE_GROUPS = ("xyz", "depth", "uv", "doppler", "power")
 
@@ -193,21 +195,22 @@ LABEL_DEFAULTS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings (paper section IV-B: Adam(0.9, 0.999), step-wise decay, flip + colour jitter)."""
+    """Optimisation settings (paper section IV-B: Adam(0.9, 0.999), step-wise decay, flip + colour jitter). Each field
+    is a `racalnet train` option (--batch-size for batch_size, ...), generated from this metadata by cli/train.py."""
 
-    epochs: int = 60
-    batch_size: int = 4
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    lr_step: int = 20
-    lr_gamma: float = 0.5
-    disp_weight: float = 1.0          # lambda of Eq. 10
-    pos_weight: float = 1.0           # BCE weight of positive labels (1 = plain Eq. 6)
-    flip_prob: float = 0.5
-    jitter: float = 0.3               # brightness/contrast/saturation jitter strength (0 = off)
-    max_points: int = 1024            # random subset of points per frame during training (0 = all)
-    seed: int = 0
-    workers: int = 0
+    epochs: int = setting(60, "Training epochs.", ge=1)
+    batch_size: int = setting(4, "Frames per batch (per process under torchrun).", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate.", gt=0.0)
+    weight_decay: float = setting(0.0, "Adam weight decay.", ge=0.0)
+    lr_step: int = setting(20, "StepLR step (epochs).", ge=1)
+    lr_gamma: float = setting(0.5, "StepLR decay factor.", gt=0.0, le=1.0)
+    disp_weight: float = setting(1.0, "lambda of Eq. 10 (displacement loss weight).", ge=0.0)
+    pos_weight: float = setting(1.0, "BCE weight of positive labels (1 = plain Eq. 6).", gt=0.0)
+    flip_prob: float = setting(0.5, "Probability of a horizontal flip (image, u and camera x together).", ge=0.0, le=1.0)
+    jitter: float = setting(0.3, "Brightness / contrast / saturation jitter strength (0 = off).", ge=0.0, le=1.0)
+    max_points: int = setting(1024, "Random subset of points per frame during training (0 = all).", ge=0)
+    seed: int = setting(0, "Seed of the initialisation, the sampler and the augmentation.", ge=0)
+    workers: int = setting(0, "DataLoader worker processes.", ge=0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -28,21 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..frame import Frame, FrameError
-from .. import geometry
 from .config import LabelConfig
-
-
-def lidar_depth_map(frame: Frame) -> np.ndarray:
-    """H x W float32 sparse LiDAR depth (0 = none): geometry.lidar_depth_map when available, else the z-buffered
-    projection of frame.lidar."""
-    if frame.lidar is None:
-        raise FrameError(f"lidar: frame {frame.frame_id!r} has no LiDAR, needed for recalibration labels")
-    fn = getattr(geometry, "lidar_depth_map", None)
-    if fn is not None:
-        return np.asarray(fn(frame), np.float32)
-    p = geometry.project_to_image(frame.lidar, frame.T_cam_lidar, frame.camera)
-    return geometry.sparse_depth_map(p.uv, p.depth, frame.width, frame.height)
 
 
 def _patches(depth_map: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: tuple[int, int]) -> np.ndarray:

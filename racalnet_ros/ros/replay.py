@@ -102,13 +102,14 @@ class BagPlayer:
         directly following non-image messages stamped no later than that image (bags recorded by `ros2 bag record`
         may log a frame's camera_info or cloud after its image); it comes with the image's header stamp in ns.
         A trailing group without an image has stamp None."""
-        from .record import HAS_HEADER, header_stamp_ns
+        from .convert import cdr_header_stamp_ns
+        from .record import HAS_HEADER
         group: list[BagMessage] = []
         stamp: Optional[int] = None  # set once the group has its image
         for m in self.messages():
             if stamp is not None:
                 late = (m.topic != self.bag_topics.image and m.msgtype in HAS_HEADER
-                        and header_stamp_ns(m.data) <= stamp)
+                        and cdr_header_stamp_ns(m.data) <= stamp)
                 if late:
                     group.append(m)
                     continue
@@ -116,7 +117,7 @@ class BagPlayer:
                 group, stamp = [], None
             group.append(m)
             if m.topic == self.bag_topics.image:
-                stamp = header_stamp_ns(m.data)
+                stamp = cdr_header_stamp_ns(m.data)
         if group:
             yield group, stamp
 

@@ -8,7 +8,9 @@ which follows the same policy as message_filters' Python implementation:
   combinations are tried nearest-first per input, and the first one whose total spread (max - min stamp) is below
   `slop` is emitted, its messages are removed from their queues, and the search stops.
 
-`reset()` forgets everything queued: the node calls it when stamps jump backwards (bag loops). One deliberate
+`reset()` forgets everything queued: the node calls it when stamps jump backwards (bag loops).
+`make_synchronizer` picks message_filters' implementation where it is installed, else this one, behind the same
+`add(index, stamp, msg)` / `reset()` interface (like depth_image_proc, one parameter-free choice in one place). One deliberate
 difference: `slop = 0` matches identical stamps (message_filters' strict `< slop` would never match). Hand-written
 because message_filters is not on PyPI and the fallback must behave the same way.
 """
@@ -23,6 +25,8 @@ from typing import Any, Callable, Optional
 class ApproximateTimeSync:
     """Synchronise `num_inputs` streams. `add(i, stamp, msg)` returns the matched tuple (one message per input, in
     input order) or None; callbacks registered with `register_callback` are called with the same tuple."""
+
+    kind = "racalnet_ros.ros.sync.ApproximateTimeSync"
 
     def __init__(self, num_inputs: int, queue_size: int, slop: float) -> None:
         if num_inputs < 1:
@@ -92,6 +96,40 @@ class ApproximateTimeSync:
         """Number of queued messages per input."""
         with self._lock:
             return [len(q) for q in self.queues]
+
+
+class MessageFiltersSync:
+    """message_filters.ApproximateTimeSynchronizer fed through one SimpleFilter per input, behind the `add` / `reset`
+    interface of ApproximateTimeSync (reset = a new synchroniser)."""
+
+    kind = "message_filters.ApproximateTimeSynchronizer"
+
+    def __init__(self, num_inputs: int, queue_size: int, slop: float, callback: Callable[..., None]) -> None:
+        import message_filters
+
+        self._mf, self._args, self._callback = message_filters, (num_inputs, queue_size, slop), callback
+        self.reset()
+
+    def reset(self) -> None:
+        n, queue_size, slop = self._args
+        self._inputs = [self._mf.SimpleFilter() for _ in range(n)]
+        self._sync = self._mf.ApproximateTimeSynchronizer(self._inputs, queue_size, slop)
+        self._sync.registerCallback(self._callback)
+
+    def add(self, index: int, stamp: float, msg: Any) -> None:
+        self._inputs[index].signalMessage(msg)
+
+
+def make_synchronizer(num_inputs: int, queue_size: int, slop: float, callback: Callable[..., None]):
+    """message_filters' ApproximateTimeSynchronizer where the ROS install has it, else ApproximateTimeSync; both take
+    `add(index, stamp, msg)` and `reset()`, call `callback(*msgs)` per matched set and name themselves in `.kind`."""
+    try:
+        import message_filters  # noqa: F401  (a ROS package, not on PyPI)
+    except ImportError:
+        sync = ApproximateTimeSync(num_inputs, queue_size, slop)
+        sync.register_callback(callback)
+        return sync
+    return MessageFiltersSync(num_inputs, queue_size, slop, callback)
 
 
 class LatestSlot:

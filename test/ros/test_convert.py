@@ -235,8 +235,10 @@ def test_anchors_are_back_projected_along_their_pixel_rays():
 
 
 def test_colorized_depth_is_black_where_invalid():
+    from racalnet_ros.metric_depth.output import colorize_depth
+
     d = np.array([[1.0, 10.0], [np.nan, 0.0]], np.float32)
-    c = convert.colorize_depth(d)
+    c = colorize_depth(d)
     assert c.shape == (2, 2, 3) and c.dtype == np.uint8
     assert (c[1] == 0).all() and c[0].any(axis=1).all()
     assert not np.array_equal(c[0, 0], c[0, 1])

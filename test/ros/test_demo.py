@@ -19,20 +19,6 @@ pytestmark = [pytest.mark.ros]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def require_synthetic():
-    """The synthetic generator (engineer B's), or a skip naming what is missing."""
-    mod = pytest.importorskip("racalnet_ros.datasets.synthetic")
-    if not hasattr(mod, "SyntheticDataset"):
-        pytest.skip("racalnet_ros.datasets.synthetic.SyntheticDataset not available yet")
-    return mod
-
-
-def no_checkpoint_args() -> tuple[str, ...]:
-    """The shipped checkpoint when it is there; otherwise recalibration off (the demo would train for minutes)."""
-    from racalnet_ros.recalibration import default_checkpoint
-    return () if default_checkpoint().exists() else ("--set", "recalibration.enabled=false")
-
-
 def demo_cmd(out: Path, domain_id: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "racalnet_ros.cli", "demo", "--out", str(out), "--domain-id", str(domain_id),
             "--frames", "2", "--width", "320", "--height", "240", "--pngs", "2", *extra]
@@ -59,9 +45,8 @@ def test_demo_script_sets_up_then_runs_the_demo():
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_short_demo_writes_a_report_with_metrics_and_pngs(tmp_path, ros_domain_id):
-    require_synthetic()
     out = tmp_path / "demo"
-    proc = subprocess.run(demo_cmd(out, ros_domain_id, *no_checkpoint_args()), capture_output=True, text=True,
+    proc = subprocess.run(demo_cmd(out, ros_domain_id), capture_output=True, text=True,
                           timeout=880, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = Path(re.search(r"^report: (.+)$", proc.stdout, re.M).group(1))
@@ -76,16 +61,17 @@ def test_a_short_demo_writes_a_report_with_metrics_and_pngs(tmp_path, ros_domain
 def test_a_missing_checkpoint_fails_with_a_clear_message(tmp_path, ros_domain_id):
     proc = subprocess.run(demo_cmd(tmp_path / "d", ros_domain_id, "--checkpoint", str(tmp_path / "none.safetensors")),
                           capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert proc.returncode == 1
-    assert "none.safetensors: no such file" in proc.stderr
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("racalnet demo: recalibration.checkpoint ")
+    assert "none.safetensors: no such file" in proc.stderr and proc.stderr.count("\n") == 1
+    assert not (tmp_path / "d" / "input_bag").exists()  # decided before any work
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sigterm_mid_run_stops_the_node_and_exits_non_zero(tmp_path, ros_domain_id):
-    require_synthetic()
     out = tmp_path / "demo"
-    proc = subprocess.Popen(demo_cmd(out, ros_domain_id, *no_checkpoint_args()), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(demo_cmd(out, ros_domain_id), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
     try:
         deadline = time.monotonic() + 400

@@ -244,7 +244,7 @@ def test_a_silent_camera_info_is_reported(running, spin):
 def test_with_recalibration_the_depth_still_equals_pipeline(start_node, ros_node, spin, tmp_path):
     """The recalibration network inside the node gives the same anchors and depth as Pipeline outside it. An untrained
     "tiny" network with fixed weights stands in for the shipped checkpoint (equality, not accuracy, is the claim)."""
-    torch = pytest.importorskip("torch")
+    import torch
     from racalnet_ros.recalibration.checkpoint import save_checkpoint
     from racalnet_ros.recalibration.config import ModelConfig
     from racalnet_ros.recalibration.model import RecalibrationNet

@@ -14,6 +14,7 @@ import pytest
 
 from racalnet_ros.frame import CameraModel, Frame
 from racalnet_ros.ros import bag as bagio
+from racalnet_ros.ros import convert
 from racalnet_ros.ros.dds import local_ros_env
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(300)]
@@ -102,7 +103,7 @@ def test_replay_publishes_the_bag_byte_for_byte_with_original_stamps_and_clock(s
         for got, sent in zip(col.raw[t], expected[t]):
             assert got[:len(sent)] == sent and got[len(sent):] == bytes(len(got) - len(sent)), t
             assert len(got) - len(sent) < 4
-    stamps = [bagio.stamp_to_ns(bagio.typestore().deserialize_cdr(d, "sensor_msgs/msg/Image").header.stamp)
+    stamps = [convert.stamp_to_ns(bagio.typestore().deserialize_cdr(d, "sensor_msgs/msg/Image").header.stamp)
               for d in col.raw["/camera/image"]]
     assert stamps == [bagio.DEFAULT_START_NS + i * 100_000_000 for i in range(3)]
     assert set(log_times) <= set(col.clock) and col.clock == sorted(col.clock)
@@ -110,7 +111,6 @@ def test_replay_publishes_the_bag_byte_for_byte_with_original_stamps_and_clock(s
 
 def test_loop_starts_again_with_stamps_jumping_back_and_sigint_stops_it(small_bag, ros_node, spin, ros_domain_id,
                                                                         tmp_path):
-    from racalnet_ros.ros.record import header_stamp_ns
     col = Collector(ros_node, ["/camera/image"])
     proc = start_replay(small_bag, ros_domain_id, tmp_path, "--loop", "--rate", "4", "--wait-for-subscribers", "60")
     try:
@@ -122,7 +122,7 @@ def test_loop_starts_again_with_stamps_jumping_back_and_sigint_stops_it(small_ba
         out = stop(proc)
         col.close()
     assert ok, out
-    stamps = [header_stamp_ns(d) for d in col.raw["/camera/image"]]
+    stamps = [convert.cdr_header_stamp_ns(d) for d in col.raw["/camera/image"]]
     s0 = bagio.DEFAULT_START_NS
     period = [s0, s0 + 100_000_000, s0 + 200_000_000]
     assert stamps[:5] == period + period[:2], stamps
@@ -131,7 +131,7 @@ def test_loop_starts_again_with_stamps_jumping_back_and_sigint_stops_it(small_ba
 
 def test_replay_names_a_missing_bag_and_rejects_a_bad_rate(ros_domain_id, tmp_path):
     proc = start_replay(tmp_path / "nope", ros_domain_id, tmp_path)
-    assert proc.wait(120) == 1
+    assert proc.wait(120) == 2
     assert "nope: no such bag" in stop(proc)
     proc = start_replay(tmp_path / "nope", ros_domain_id, tmp_path, "--rate", "0")
     assert proc.wait(120) == 2
@@ -156,7 +156,9 @@ def test_lockstep_frames_keep_late_logged_messages_with_their_image(tmp_path):
     order = [("/camera/camera_info", s0), ("/camera/image", s0), ("/camera/image", s1), ("/camera/camera_info", s1)]
     with bagio.BagWriter(tmp_path / "bag") as bw:
         for k, (topic, s) in enumerate(order):
-            msg = bagio.image_msg(img, s, "c") if topic == "/camera/image" else bagio.camera_info_msg(cam, s, "c")
+            h = convert.make_header(s, "c", convert.ROSBAGS)
+            msg = (convert.array_to_image(img, "rgb8", h, convert.ROSBAGS) if topic == "/camera/image"
+                   else convert.camera_model_to_info(cam, h, convert.ROSBAGS))
             bw.write(topic, msg, s0 + k)  # log times in recording order
     player = BagPlayer(_FakeNode(), tmp_path / "bag", clock=False)
     groups = [([m.topic for m in g], s) for g, s in player.frames()]
