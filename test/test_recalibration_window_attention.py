@@ -168,3 +168,10 @@ def test_running_the_blocks_in_chunks_does_not_change_the_result():
         whole = windowed_self_attention(mha, x, valid, order, window=8)
         chunked = windowed_self_attention(mha, x, valid, order, window=8, chunk_blocks=3)  # 1 block per frame per chunk
     torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+
+
+def test_the_shipped_checkpoint_keeps_the_dense_attention_it_was_trained_with():
+    from racalnet_ros.recalibration import default_checkpoint
+    meta = json.loads(default_checkpoint().with_suffix(".json").read_text())
+    _, cfg, _ = load_checkpoint(default_checkpoint())
+    assert cfg.attn_window == meta["model"].get("attn_window", 0) == 0
