@@ -45,6 +45,8 @@ setup(
         "torchvision>=0.16",
         "safetensors>=0.4",
         "transformers>=4.45",
+        "huggingface_hub>=0.23",  # weights lookup in the local cache (metric_depth/weights.py); comes with transformers
+        "pillow>=9.0",  # strict JPEG decoding of truncated files (datasets/base.py); comes with torchvision
         "rosbags>=0.10",
         "transforms3d>=0.4",
         "open3d-cpu>=0.18; platform_machine == 'x86_64'",

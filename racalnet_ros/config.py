@@ -641,6 +641,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "parameters.md"
 
 def parameters_markdown() -> str:
     """The text of docs/parameters.md."""
+    from .ros.bag_frames import BagSourceConfig  # pure Python too (rosbags only when a bag is opened)
     from .ros.params import NODE_DEFAULTS, NodeConfig  # pure Python (no rclpy); imported here only
 
     return "\n".join([
@@ -659,6 +660,13 @@ def parameters_markdown() -> str:
         "## Node only (`racalnet_node`)", "",
         "Topics, synchronisation, radar field names, extrinsics and outputs (racalnet_ros/ros/params.py).", "",
         markdown_table(NodeConfig), "",
+        "## Bag source (`--dataset bag`)", "",
+        "Where the frames of your own rosbag2 come from, for `racalnet train|evaluate|evaluate-anchors|inspect "
+        "--dataset bag --root BAG`: `--bag-set KEY=VALUE`, `--bag-config FILE` (plain YAML or a ROS parameter file; "
+        "the node's own file works as is) and the topic flags `--image-topic`, `--camera-info-topic`, `--radar-topic`, "
+        "`--lidar-topic`, `--prior-topic` (racalnet_ros/ros/bag_frames.py; docs/bags.md, \"Train on your own "
+        "robot\").", "",
+        markdown_table(BagSourceConfig), "",
     ])
 
 

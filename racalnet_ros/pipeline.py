@@ -64,9 +64,18 @@ def checkpoint_path(cfg: RecalibrationConfig) -> Path:
             raise CheckpointError(f"recalibration.checkpoint: the shipped default {path} is missing (a broken "
                                   "install: reinstall racalnet_ros, or pass a checkpoint)")
         return path
-    path = checkpoint_paths(Path(cfg.checkpoint).expanduser())[0]
+    given = Path(cfg.checkpoint).expanduser()
+    what = f"recalibration.checkpoint {cfg.checkpoint}"
+    if given.is_dir():
+        raise CheckpointError(f"{what}: is a folder; a checkpoint is <name>.safetensors with <name>.json beside it "
+                              "(e.g. RUN_DIR/best.safetensors)")
+    if given.is_file() and given.suffix not in (".safetensors", ".json"):
+        raise CheckpointError(f"{what}: is not a checkpoint (expected <name>.safetensors with <name>.json beside it)")
+    path, js = checkpoint_paths(given)
     if not path.is_file():
-        raise CheckpointError(f"recalibration.checkpoint {cfg.checkpoint}: no such file {path}")
+        raise CheckpointError(f"{what}: no such file {path}")
+    if not js.is_file():
+        raise CheckpointError(f"{what}: its configuration {js} is missing (a checkpoint is {path.name} + {js.name})")
     return path
 
 
@@ -92,14 +101,33 @@ def load_prior(cfg: PriorConfig, device: str = "cpu") -> MonocularPrior:
 
 
 class Pipeline:
-    """recalibrator (None = raw radar) -> prior (None = frame.prior) -> aligner."""
+    """recalibrator (None = raw radar) -> prior (None = frame.prior) -> aligner. `checkpoint` / `provenance`: the
+    recalibrator's checkpoint file and what it was trained on (recalibration/checkpoint.py, PROVENANCE)."""
 
     def __init__(self, recalibrator: Optional[RecalibratorLike], prior: Optional[MonocularPrior],
-                 aligner: Aligner, config: Optional[PipelineConfig] = None):
+                 aligner: Aligner, config: Optional[PipelineConfig] = None, checkpoint: Optional[Path] = None,
+                 provenance: Optional[dict] = None):
         self.recalibrator = recalibrator
         self.prior = prior
         self.aligner = aligner
         self.config = config or PipelineConfig()
+        self.checkpoint = checkpoint
+        self.provenance = provenance
+
+    def checkpoint_info(self) -> dict[str, Any]:
+        """{"checkpoint": resolved path or None (no recalibration), "provenance": dict or None}: what summaries
+        record."""
+        return {"checkpoint": str(self.checkpoint) if self.checkpoint is not None else None,
+                "provenance": self.provenance}
+
+    def synthetic_on_real_warning(self) -> Optional[str]:
+        """The one line to say when this pipeline's checkpoint was trained on synthetic data only and meets a real
+        sensor (the caller knows whether its frames are real), else None."""
+        if self.checkpoint is None or self.provenance is None:
+            return None
+        from .recalibration.checkpoint import synthetic_on_real_warning
+
+        return synthetic_on_real_warning(self.checkpoint, self.provenance)
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, prior: Optional[MonocularPrior] = None) -> "Pipeline":
@@ -108,11 +136,17 @@ class Pipeline:
         for the four ablations of `racalnet evaluate`); default: `load_prior(cfg.prior)`."""
         cfg = copy.deepcopy(cfg).validate()
         cfg.device = resolve_device(cfg.device)
-        rec = load_recalibrator(cfg.recalibration, cfg.device) if cfg.recalibration.enabled else None
+        rec, ckpt, provenance = None, None, None
+        if cfg.recalibration.enabled:
+            from .recalibration.checkpoint import read_provenance
+
+            rec = load_recalibrator(cfg.recalibration, cfg.device)
+            ckpt = checkpoint_path(cfg.recalibration).resolve()
+            provenance = read_provenance(ckpt)
         if prior is None:
             prior = load_prior(cfg.prior, cfg.device)
         aligner = Aligner(cfg.align, cfg.refine, cfg.smooth, device=cfg.device)
-        return cls(rec, prior, aligner, cfg)
+        return cls(rec, prior, aligner, cfg, checkpoint=ckpt, provenance=provenance)
 
     def anchors(self, frame: Frame) -> RadarAnchors:
         return self.recalibrator.recalibrate(frame) if self.recalibrator is not None else raw_anchors(frame)

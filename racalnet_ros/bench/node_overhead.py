@@ -65,10 +65,10 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
     depth = (1.0 / inv_depth(prior)).astype(np.float32)
 
     sync = ApproximateTimeSync(4, queue_size=10, slop=0.05)
-    counter = [0.0]
+    counter = [0]
 
     def do_sync():
-        counter[0] += 0.1
+        counter[0] += 100_000_000  # 0.1 s in ns
         for i, m in enumerate((cloud_msg, img_msg, info_msg, prior_msg)):
             sync.add(i, counter[0], m)
 

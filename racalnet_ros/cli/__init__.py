@@ -4,6 +4,7 @@ fast and a subcommand's heavy dependencies (torch, rclpy) load only when it runs
 Each subcommand module defines HELP (one line), add_arguments(parser) and main(args) -> int; shared options come
 from options.py. The one error policy: an expected failure raises a `RacalnetError` (errors.py), and `main` prints
 it as one line, `racalnet <command>: <message>`, on stderr and returns 2; `--debug` shows the traceback instead.
+Ctrl-C is `racalnet <command>: interrupted` and exit code 130 (128 + SIGINT), without a traceback.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"racalnet {args.command}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C, e.g. while a model loads: what was written so far stays
+        if args.debug:
+            raise
+        print(f"racalnet {args.command}: interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

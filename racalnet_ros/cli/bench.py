@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import platform
 
-HELP = "time the recalibration network, the alignment stages, the node overhead and synthetic frame generation (writes a table / JSON)"
+HELP = ("time the recalibration network, the alignment stages, the node overhead, synthetic frame generation and the "
+        "CPU thread rule under load (writes a table / JSON)")
 
 #: area (`--what`) -> module under racalnet_ros.bench
 AREAS = {"recalibration": "recalibration", "alignment": "alignment", "node": "node_overhead", "synthetic": "synthetic",
-         "rcnet": "rcnet"}
+         "threads": "threads", "rcnet": "rcnet"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", default="", help="also write all rows to this JSON file")
     p.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
                    help="node area: also run racalnet_node through DDS for SECONDS (20 Hz of 640x480 frames)")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="threads area: run N busy-looping processes meanwhile (a load generator)")
     add_pipeline_options(p, device="cpu")
 
 
@@ -63,13 +65,14 @@ def main(args: argparse.Namespace) -> int:
     everything = {}
     for area in areas:
         module = importlib.import_module(f"racalnet_ros.bench.{AREAS[area]}")
-        rows = module.run(device=device, quick=args.quick)
+        rows = module.run(device=device, quick=args.quick, **({"load": args.load} if area == "threads" else {}))
         if area == "node" and args.live > 0:
             rows.append(module.measure_live(args.live, params={"device": device, "cpu_threads": cfg.cpu_threads}))
         everything[area] = rows
         print(f"\n## {area}\n")
         print(format_rows(rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(everything, f, indent=2)
+        from ..summary import write_json
+
+        write_json(args.json, everything)  # standard JSON: a row's NaN is null
     return 0

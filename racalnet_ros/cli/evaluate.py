@@ -12,22 +12,25 @@ aligner's "previous fit" memory is reset before each frame. Ground truth is the 
 (geometry.lidar_depth_map), cropped to the dataset's eval_crop_rows. Pixels the pipeline leaves NaN are handled by
 metrics.py's policy (excluded, reported as coverage).
 
-Outputs in --out: results.json (summaries, settings, per-configuration diagnostics), results.md (tables + command);
+Outputs in --out: results.json (standard JSON: summaries, settings, per-configuration diagnostics, the resolved
+checkpoint and its provenance, the frames that could not be used), results.md (tables + command);
 --save-depth: <out>/<configuration>/depth/<frame_id>.png (uint16, metres x 256, 0 = invalid, full camera
 resolution) and <out>/<configuration>/anchors/<frame_id>.npy (float32 N x 4: u, v, depth, confidence of the kept
 anchors); --figures K: <out>/<configuration>/figures/<frame_id>.png for the first K frames.
+
+A frame that cannot be used (a missing or corrupt file, no LiDAR) is named in the log and in results.json
+("bad_frames") and the others are evaluated; the exit code is then 1 unless --skip-bad is given. With a real
+dataset and a checkpoint trained on synthetic data only, one line says so (and how to train on your own data).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import math
 import sys
 import time
-from pathlib import Path
 
 from ..errors import RacalnetError, UsageError
 
@@ -37,11 +40,12 @@ log = logging.getLogger("racalnet.evaluate")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .options import add_alias, add_pipeline_options
+    from .options import add_alias, add_bag_options, add_pipeline_options, add_skip_bad_option
 
     p.add_argument("--dataset", required=True,
-                   help="astyx | zju | synthetic, or MODULE:CLASS of a FrameDataset taking the root folder")
-    p.add_argument("--root", default="", help="dataset folder (synthetic: a folder written by `racalnet synth`)")
+                   help="astyx | zju | synthetic | bag, or MODULE:CLASS of a FrameDataset taking the root folder")
+    p.add_argument("--root", default="", help="dataset folder (synthetic: a folder written by `racalnet synth`; bag: "
+                                              "the rosbag2 directory)")
     p.add_argument("--seeds", default="", help="synthetic only, instead of --root: generate these seeds on the fly "
                                                "(A-B inclusive, e.g. 1000-1019, or 5,7,9)")
     p.add_argument("--frames", default="", help="frame ids or numeric ranges, e.g. 80-99 or 000080,000081")
@@ -51,9 +55,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--save-depth", action="store_true", help="write depth PNGs and kept anchors per frame")
     p.add_argument("--figures", type=int, default=0, metavar="K", help="figures for the first K frames")
+    add_skip_bad_option(p)
     add_pipeline_options(p, device="auto", prior="frame")
     add_alias(p, "--fp16", "prior.fp16", const=True, help="half-precision prior network on CUDA")
     add_alias(p, "--threshold", "recalibration.threshold", help="recalibration confidence threshold (<0: checkpoint's)")
+    add_bag_options(p)
 
 
 def parse_configurations(text: str) -> list[str]:
@@ -94,7 +100,7 @@ def select_frames(ds, text: str):
 
 def open_frames(args):
     """The dataset view to evaluate (kind, root or seeds, split, frames)."""
-    from .options import parse_ranges
+    from .options import dataset_kwargs, parse_ranges
 
     if args.dataset == "synthetic" and args.seeds:
         from ..datasets.synthetic import SyntheticDataset
@@ -108,7 +114,7 @@ def open_frames(args):
 
         if not args.root:
             raise UsageError("--root is required for this dataset")
-        ds = open_dataset(args.dataset, args.root)
+        ds = open_dataset(args.dataset, args.root, **dataset_kwargs(args))
     if args.split:
         ds = ds.split(args.split)
     return select_frames(ds, args.frames)
@@ -137,28 +143,41 @@ def main(args: argparse.Namespace) -> int:
     from ..geometry import lidar_depth_map
     from ..metric_depth.output import figure, write_anchors, write_depth_png, write_figure
     from ..metrics import MetricAccumulator, format_table
-    from .options import setup
+    from ..summary import write_json
+    from .options import bad_frames_exit, check_output_folder, setup
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = parse_configurations(args.ablation)
+    out = check_output_folder(args.out)
     base = setup(args)
+    ds = open_frames(args)
     pipes = build_pipelines(names, base)
     prior = next(iter(pipes.values())).prior  # the one shared instance
-    ds = open_frames(args)
+    ckpt = next((p.checkpoint_info() for p in pipes.values() if p.checkpoint is not None),
+                {"checkpoint": None, "provenance": None})
+    described = ds.describe() if hasattr(ds, "describe") else {}
+    if described.get("real"):  # the synthetic default meets a real sensor: say it once
+        warning = next((w for w in (p.synthetic_on_real_warning() for p in pipes.values()) if w), None)
+        if warning:
+            print(f"racalnet evaluate: {warning}", file=sys.stderr, flush=True)
     crop = getattr(ds, "eval_crop_rows", None)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     acc = {n: MetricAccumulator() for n in pipes}
     stats = {n: {"fallbacks": {}, "anchors_total": [], "anchors_kept": [], "anchors_used": [], "scale": [],
                  "shift": [], "times_ms": {}} for n in pipes}
     frame_ids: list[str] = []
+    bad: list[tuple[str, str]] = []  # frames that could not be used: (frame id, reason)
     prior_ms: list[float] = []
     t_start = time.perf_counter()
     for k, frame in enumerate(ds.iter_frames(skip_bad=True)):
         t0 = time.perf_counter()
-        p = prior.predict(frame)  # once per frame, shared by every configuration
+        try:
+            p = prior.predict(frame)  # once per frame, shared by every configuration
+            gt = lidar_depth_map(frame, required=True)
+        except RacalnetError as exc:
+            bad.append((frame.frame_id, " ".join(str(exc).split())))
+            log.warning("frame %s cannot be used: %s", frame.frame_id, bad[-1][1])
+            continue
         prior_ms.append((time.perf_counter() - t0) * 1e3)
-        gt = lidar_depth_map(frame, required=True)
         frame_ids.append(frame.frame_id)
         for name, pipe in pipes.items():
             pipe.aligner.reset()  # frames are independent samples
@@ -179,8 +198,10 @@ def main(args: argparse.Namespace) -> int:
                              pipe.config.align.max_depth, title=name)
                 write_figure(out / name / "figures" / f"{frame.frame_id}.png", fig)
         log.info("frame %s done (%d/%d)", frame.frame_id, k + 1, len(ds))
+    bad = [(f, " ".join(r.split())) for f, r in getattr(ds, "skipped", [])] + bad
     if not frame_ids:
-        raise UsageError("no frame could be loaded")
+        raise UsageError("no frame could be used" + (f" ({bad[0][0]}: {bad[0][1]}" + (" ..." if len(bad) > 1 else "")
+                                                     + ")" if bad else ""))
 
     summaries = {n: a.summary() for n, a in acc.items()}
     table = format_table(summaries)
@@ -196,13 +217,13 @@ def main(args: argparse.Namespace) -> int:
     command = "racalnet evaluate " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["evaluate"] else ""
     results = {
         "dataset": args.dataset, "root": args.root, "seeds": args.seeds, "split": args.split,
-        "prior": base.prior.spec(), "checkpoint": base.recalibration.checkpoint, "frames": frame_ids,
-        "n_frames": len(frame_ids), "skipped_frames": [list(s) for s in getattr(ds, "skipped", [])],
+        "prior": base.prior.spec(), **ckpt, "data": described, "frames": frame_ids,
+        "n_frames": len(frame_ids), "bad_frames": dict(bad),
         "eval_crop_rows": list(crop) if crop else None,
         "configurations": summaries, "diagnostics": diag, "prior_ms_median": med(prior_ms),
         "pipeline_config": base.to_flat(), "wall_s": time.perf_counter() - t_start, "command": command,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True))
+    write_json(out / "results.json", results)
     md = [f"# Evaluation: {args.dataset} ({len(frame_ids)} frames), prior {base.prior.spec()}", ""]
     if command:
         md += ["```", command, "```", ""]
@@ -214,4 +235,4 @@ def main(args: argparse.Namespace) -> int:
                   f"{d['anchors_used_median']:.0f} |")
     (out / "results.md").write_text("\n".join(md) + "\n")
     print(f"\nwrote {out / 'results.json'} and {out / 'results.md'}")
-    return 0
+    return bad_frames_exit("evaluate", bad, len(frame_ids) + len(bad), args.skip_bad)

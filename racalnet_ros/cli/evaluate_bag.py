@@ -18,9 +18,7 @@ Writes DIR/outputs (the recorded bag), DIR/metrics.json, DIR/report.md, DIR/node
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import sys
 import time
@@ -43,7 +41,7 @@ COLORED_TOPIC = "/depth/colored"
 
 
 def add_arguments(p) -> None:
-    from .options import add_pipeline_options
+    from .options import add_pipeline_options, add_skip_bad_option
 
     p.add_argument("bag", help="input rosbag2 directory (written by `racalnet bag-from-dataset` or with its topics)")
     p.add_argument("--out", required=True, help="output directory (created; must not hold an 'outputs' bag)")
@@ -55,6 +53,7 @@ def add_arguments(p) -> None:
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: one for this process)")
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds for the node to subscribe")
     p.add_argument("--frame-timeout", type=float, default=60.0, help="seconds to wait for one frame's output")
+    add_skip_bad_option(p)
     add_pipeline_options(p, device="auto")
     p.add_argument("--params", dest="config", action="append", metavar="FILE",
                    help="alias of --config (node parameter files; the bag's extrinsic is applied over them)")
@@ -148,12 +147,15 @@ def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, dom
                 raise NodeError(f"racalnet_node did not subscribe to {needed} within {startup_timeout:.0f} s "
                                 f"(log: {node.log_path}): {last_words(node.output())}")
             spin(0.1)
-        # outputs are matched too (the recorder must not miss the first frame's depth)
-        deadline = time.monotonic() + 30.0
-        while ros_node.count_publishers(DEPTH_TOPIC) == 0 and time.monotonic() < deadline:
+        # outputs are matched too, from the recorder's side (it must not miss the first frame's depth)
+        deadline = time.monotonic() + startup_timeout
+        while not recorder.matched(DEPTH_TOPIC):
             check_node()
+            if time.monotonic() > deadline:
+                raise NodeError(f"the recorder did not match racalnet_node's {DEPTH_TOPIC} within "
+                                f"{startup_timeout:.0f} s (log: {node.log_path})")
             spin(0.1)
-        settle = time.monotonic() + 1.0  # the subscriber side matches a moment after the publisher side
+        settle = time.monotonic() + 1.0  # the node's subscriptions match ours a moment after ours see them
         while time.monotonic() < settle:
             spin(0.05)
 
@@ -245,15 +247,24 @@ def score_bag(input_bag: str | Path, output_bag: str | Path, crop_rows=None) -> 
 
 
 def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
+    """Standard JSON values (NaN -> null): summary.to_json, the one converter."""
+    from ..summary import to_json
+
+    return to_json(x)
+
+
+def checkpoint_info(params: Mapping[str, Any]) -> dict[str, Any]:
+    """{"checkpoint": the resolved file the node loads (None without recalibration), "provenance": what it was
+    trained on}, from the node's flat parameters; CheckpointError naming the file when it is missing or broken."""
+    from ..pipeline import checkpoint_path
+    from ..recalibration.checkpoint import read_provenance
+    from ..ros.params import parameter_fields, settings_from_values
+
+    settings = settings_from_values({k: v for k, v in params.items() if k in parameter_fields()})
+    if not settings.pipeline.recalibration.enabled:
+        return {"checkpoint": None, "provenance": None}
+    path = checkpoint_path(settings.pipeline.recalibration).resolve()
+    return {"checkpoint": str(path), "provenance": read_provenance(path)}
 
 
 def metrics_markdown(scores: Mapping[str, Any], name: str = "racalnet_node") -> str:
@@ -264,12 +275,22 @@ def metrics_markdown(scores: Mapping[str, Any], name: str = "racalnet_node") -> 
 
 
 def write_report(out: Path, input_bag: Path, output_bag: Path, scores: Mapping[str, Any],
-                 stats: Optional[RunStats] = None, command: str = "", extra: str = "") -> Path:
-    (out / "metrics.json").write_text(json.dumps(_jsonable({"input_bag": str(input_bag),
-                                                            "output_bag": str(output_bag), **scores}), indent=1))
+                 stats: Optional[RunStats] = None, command: str = "", extra: str = "",
+                 info: Optional[Mapping[str, Any]] = None) -> Path:
+    """metrics.json (standard JSON: the scores, plus `info`, e.g. checkpoint_info()) and report.md."""
+    from ..summary import write_json
+
+    write_json(out / "metrics.json", {"input_bag": str(input_bag), "output_bag": str(output_bag), **(info or {}),
+                                      **scores}, indent=1)
     lines = ["# racalnet evaluate-bag", "", f"- input bag: `{input_bag}`", f"- node outputs: `{output_bag}`"]
     if command:
         lines.append(f"- command: `{command}`")
+    if info and "checkpoint" in info:
+        from ..recalibration.checkpoint import provenance_text
+
+        prov = info.get("provenance")
+        lines.append(f"- checkpoint: `{info['checkpoint']}`" + (f" (trained on {provenance_text(prov)})" if prov
+                                                                 else ""))
     if stats is not None:
         lines.append(f"- frames published {stats.frames_published}, answered {stats.frames_answered}, "
                      f"wall time {stats.seconds:.1f} s, recorded {stats.recorded}")
@@ -312,23 +333,28 @@ def evaluate(bag: Path, out: Path, params: Mapping[str, Any], pace: str = "locks
 
 def main(args) -> int:
     from ..ros.harness import terminate_on_sigterm
-    from .options import node_parameters
+    from .options import bad_frames_exit, check_output_folder, node_parameters
 
     logging.basicConfig(level=logging.INFO, format="[evaluate-bag] %(message)s")
     terminate_on_sigterm()
-    bag, out = Path(args.bag), Path(args.out)
+    bag = Path(args.bag)
+    out = check_output_folder(args.out)
+    info: dict[str, Any] = {}
     if args.recorded:
-        out.mkdir(parents=True, exist_ok=True)
         scores, stats, out_bag = score_bag(bag, args.recorded), None, Path(args.recorded)
     else:
         if args.checkpoint:
             args.checkpoint = str(Path(args.checkpoint).resolve())
         params = node_parameters(args, implied=bag_node_parameters(bag))
+        info = checkpoint_info(params)  # a missing or broken checkpoint stops us before the node starts
         scores, stats, out_bag = evaluate(bag, out, params, args.pace, args.rate, args.storage, args.domain_id,
                                           args.startup_timeout, args.frame_timeout)
-    report = write_report(out, bag, out_bag, scores, stats, " ".join(sys.argv))
+    report = write_report(out, bag, out_bag, scores, stats, " ".join(sys.argv), info=info)
     print(metrics_markdown(scores))
     print(f"report: {report}")
     if scores["n_scored"] == 0:
         raise UsageError(f"no frame of {bag} got a depth image")
+    if not args.recorded and args.pace == "lockstep":  # realtime: a busy node drops frames by design
+        bad = [(f, "no depth output (the node skipped it: see node.log)") for f in scores["missing"]]
+        return bad_frames_exit("evaluate-bag", bad, scores["n_frames"], args.skip_bad)
     return 0

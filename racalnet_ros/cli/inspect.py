@@ -17,8 +17,10 @@ OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH = 1.0, 80.0
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--dataset", required=True, choices=["astyx", "zju", "synthetic"])
-    p.add_argument("--root", required=True, help="dataset folder")
+    from .options import DATASET_KINDS, add_bag_options
+
+    p.add_argument("--dataset", required=True, choices=DATASET_KINDS)
+    p.add_argument("--root", required=True, help="dataset folder (bag: the rosbag2 directory)")
     p.add_argument("--split", default=None, help="named split (e.g. train, val, full)")
     p.add_argument("--frames", nargs="+", default=None, help="frame ids (default: all of the split)")
     p.add_argument("--limit", type=int, default=None, help="inspect at most this many frames")
@@ -36,6 +38,7 @@ def add_arguments(p) -> None:
     p.add_argument("--compare-to", default=None, metavar="REF.json",
                    help="with --radar-stats: compare against another dataset's OUT.json (e.g. Astyx) with the "
                         "documented tolerances and add the table to OUT.md")
+    add_bag_options(p)
 
 
 def draw_overlay(frame, radar_uv, radar_depth, lidar_map):
@@ -156,9 +159,12 @@ def main(args) -> int:
 
     from ..datasets import open_dataset
     from ..metrics import AGREEMENT_WINDOW
+    from ..recalibration.config import LabelConfig
+    from ..recalibration.labels import lidar_spacing
+    from .options import dataset_kwargs
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    ds = open_dataset(args.dataset, args.root, split=args.split)
+    ds = open_dataset(args.dataset, args.root, split=args.split, **dataset_kwargs(args))
     if args.frames:
         ds = ds.subset(args.frames)
     if args.limit is not None:
@@ -170,7 +176,7 @@ def main(args) -> int:
     if out:
         out.mkdir(parents=True, exist_ok=True)
 
-    rows, agreements = [], []
+    rows, agreements, lidar_maps = [], [], []
     if not args.quiet:
         head = f"{'frame':>10} {'radar':>6} {'r_img':>6} {'lidar':>6} {'radar d min/med/max':>22} " \
                f"{'lidar d min/med/max':>22}"
@@ -180,6 +186,8 @@ def main(args) -> int:
     for frame in ds.iter_frames(skip_bad=True):
         row, (uv, depth, lidar, agr) = inspect_frame(frame, args.consistency, window, args.occlusion_filter)
         rows.append(row)
+        if len(lidar_maps) < 5 and row["lidar_in_image"]:
+            lidar_maps.append(lidar)
         if agr is not None:
             agreements.append(agr)
         if out:
@@ -199,6 +207,10 @@ def main(args) -> int:
         summary["window_wh_px"] = list(window)
         summary["tau"] = "max(0.5 m, 0.05 * radar depth)"
     summary["occlusion_filter"] = bool(args.occlusion_filter)
+    if lidar_maps:  # what `racalnet train --labels auto` would choose (LabelConfig.for_lidar_spacing)
+        spacing = lidar_spacing(lidar_maps)
+        summary["lidar_spacing_px"] = {"rows": spacing[0], "cols": spacing[1], "frames": len(lidar_maps)}
+        summary["auto_labels"] = LabelConfig.for_lidar_spacing(*spacing).to_dict()
     print(f"\n{args.dataset} at {args.root}: {summary['frames']} frame(s), {len(ds.skipped)} skipped")
     for key in ("radar_total", "radar_in_image", "lidar_in_image"):
         v = summary[key]
@@ -206,6 +218,12 @@ def main(args) -> int:
             print(f"  {key:<16} mean {v['mean']:.1f}  min {v['min']}  max {v['max']}")
     print(f"  radar depth range [m] {summary['radar_depth_range']}  LiDAR depth range [m] "
           f"{summary['lidar_depth_range']}")
+    if "auto_labels" in summary:
+        sp, lab = summary["lidar_spacing_px"], summary["auto_labels"]
+        print(f"  LiDAR in the image: rows {sp['rows']:g} px apart, returns {sp['cols']:g} px apart along a row "
+              f"(first {sp['frames']} frame(s)) -> `train --labels auto`: N(p) {lab['conf_window'][0]}x"
+              f"{lab['conf_window'][1]}, S(p) {lab['search_window'][0]}x{lab['search_window'][1]}, "
+              f"n_min {lab['n_min']}")
     if "agreement" in summary:
         a = summary["agreement"]
         print(f"  radar vs LiDAR, window {window[0]}x{window[1]} px, tau = max(0.5 m, 0.05 d):")
@@ -225,7 +243,9 @@ def main(args) -> int:
         for f, r in ds.skipped:
             print(f"  skipped {f}: {r}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"frames": rows, "summary": summary}, indent=1))
+        from ..summary import write_json
+
+        write_json(args.json, {"frames": rows, "summary": summary}, indent=1)
     if out:
         print(f"  overlays written to {out}/")
     return 0 if rows else 1

@@ -16,6 +16,9 @@ documented aliases of the same keys (`add_alias`): infer --no-recalibration and 
 --fp16, evaluate-anchors --threshold, evaluate-bag --params (= --config). Every value goes through the config
 module's checks, so a bad one gets the same message whether it came from a flag, a file or --set.
 
+Every command that takes --dataset accepts `bag` (your own rosbag2 at --root) with `add_bag_options`: --bag-config,
+--bag-set and the topic shortcuts, which become the bag's `BagSourceConfig` (`dataset_kwargs`).
+
 Ranges of integers (frames, seeds) have one syntax, `parse_ranges`: "80-99" (inclusive), "5,7,9", "1-3,8"; the
 older "A:B" (end excluded, Python style) is accepted as an alias.
 """
@@ -23,7 +26,9 @@ older "A:B" (end excluded, Python style) is accepted as an alias.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping, Optional
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
 
 from ..config import PipelineConfig, apply_cpu_threads, parse_overrides, parse_prior_spec
 from ..errors import UsageError
@@ -99,8 +104,12 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def setup(args: argparse.Namespace) -> PipelineConfig:
-    """pipeline_config(args), with torch's CPU threads set from its cpu_threads (the node does the same)."""
+    """pipeline_config(args), with its prior's model located first (an offline miss stops the command in seconds,
+    before torch is imported) and torch's CPU threads set from its cpu_threads (the node does the same)."""
+    from ..metric_depth.weights import check_prior
+
     cfg = pipeline_config(args)
+    check_prior(cfg.prior.source, cfg.prior.path)
     apply_cpu_threads(cfg.cpu_threads)
     return cfg
 
@@ -120,12 +129,88 @@ def node_parameters(args: argparse.Namespace, implied: Optional[Mapping[str, Any
     defaults = getattr(args, "_config_defaults", {})
     flat.update({k: v for k, v in defaults.items() if k not in flat})
     flat.update(overrides(args))
-    settings_from_values({k: v for k, v in flat.items() if not _rclpy_key(k)})
+    settings = settings_from_values({k: v for k, v in flat.items() if not _rclpy_key(k)})
+    from ..metric_depth.weights import check_prior
+
+    check_prior(settings.pipeline.prior.source, settings.pipeline.prior.path)  # the node would stop on it too
     return flat
+
+
+def add_skip_bad_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-bad", action="store_true",
+                   help="frames that cannot be used (empty radar file, truncated or undecodable image, ...) are named "
+                        "and counted in the summary either way; with --skip-bad they do not make the exit code 1")
+
+
+def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
+    """The output folder, created; UsageError before any work when it is a file or cannot be created."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{flag} {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag} {out}: cannot create the folder ({exc.strerror or exc})") from None
+    return out
+
+
+def bad_frames_exit(command: str, bad: Sequence[tuple[str, str]], total: int, skip_bad: bool) -> int:
+    """The exit code of a run that finished with `bad` = [(frame, reason), ...] unusable frames out of `total`:
+    0 without bad frames or with --skip-bad, else 1; one line on stderr names them (each is in the summary)."""
+    if not bad:
+        return 0
+    names = ", ".join(f for f, _ in bad[:5]) + (" ..." if len(bad) > 5 else "")
+    if skip_bad:
+        print(f"racalnet {command}: skipped {len(bad)} of {total} frame(s) that could not be used ({names})",
+              file=sys.stderr, flush=True)
+        return 0
+    done = f"the other {total - len(bad)} were written" if total > len(bad) else "none was written"
+    print(f"racalnet {command}: {len(bad)} of {total} frame(s) could not be used ({names}; reasons in the summary); "
+          f"{done}; --skip-bad accepts that (exit code 0)", file=sys.stderr, flush=True)
+    return 1
 
 
 def _rclpy_key(key: str) -> bool:
     return key == "use_sim_time" or key.startswith("qos_overrides.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --dataset bag: where the frames of your own rosbag2 come from
+#: datasets every command that takes --dataset accepts (`open_dataset` kinds)
+DATASET_KINDS = ("astyx", "zju", "synthetic", "bag")
+
+#: topic shortcut flag -> BagSourceConfig key
+BAG_TOPIC_FLAGS = {"--image-topic": "topics.image", "--camera-info-topic": "topics.camera_info",
+                   "--radar-topic": "topics.radar", "--lidar-topic": "topics.lidar", "--prior-topic": "topics.prior"}
+
+
+def add_bag_options(p: argparse.ArgumentParser) -> None:
+    """Options of `--dataset bag` (keys: docs/bags.md, "Train on your own robot")."""
+    g = p.add_argument_group("--dataset bag: your own rosbag2 (--root BAG; keys and defaults: docs/bags.md)")
+    g.add_argument("--bag-config", action="append", default=[], metavar="FILE",
+                   help="bag source settings (topics.*, radar.field.*, extrinsics.*, sync.*, split.*): plain YAML or a "
+                        "ROS parameter file; the node's own parameter file works as is (its other keys are skipped)")
+    g.add_argument("--bag-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="one bag source setting, e.g. --bag-set radar.field.doppler=vel (repeatable, wins)")
+    for flag, key in BAG_TOPIC_FLAGS.items():
+        g.add_argument(flag, dest="bag_" + key.replace(".", "_"), default=None, metavar="TOPIC",
+                       help=f"= --bag-set {key}=TOPIC")
+
+
+def bag_source_config(args: argparse.Namespace):
+    """The BagSourceConfig (ros/bag_frames.py) the command line describes: --bag-config files, the topic flags, then
+    --bag-set; every value checked (ConfigError naming the key)."""
+    from ..ros.bag_frames import load_source_config
+
+    values = {key: getattr(args, "bag_" + key.replace(".", "_"), None) for key in BAG_TOPIC_FLAGS.values()}
+    values = {k: v for k, v in values.items() if v is not None}
+    values.update(parse_overrides(getattr(args, "bag_set", []) or [], "--bag-set"))
+    return load_source_config(getattr(args, "bag_config", []) or [], values)
+
+
+def dataset_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of `open_dataset` for the command line's --dataset ({"config": ...} for a bag)."""
+    return {"config": bag_source_config(args)} if getattr(args, "dataset", None) == "bag" else {}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -151,5 +236,6 @@ def parse_ranges(text: str, what: str = "--frames") -> list[int]:
     return out
 
 
-__all__ = ["add_alias", "add_debug_option", "add_pipeline_options", "node_parameters", "overrides",
-           "parse_ranges", "pipeline_config", "setup"]
+__all__ = ["DATASET_KINDS", "add_alias", "add_bag_options", "add_debug_option", "add_pipeline_options",
+           "add_skip_bad_option", "bad_frames_exit", "bag_source_config", "check_output_folder", "dataset_kwargs",
+           "node_parameters", "overrides", "parse_ranges", "pipeline_config", "setup"]

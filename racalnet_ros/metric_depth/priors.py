@@ -78,26 +78,30 @@ class PrecomputedPrior(MonocularPrior):
 
 class DepthAnythingV2Prior(MonocularPrior):
     """Depth Anything V2 (relative head) via transformers, frozen. `model` is a Hugging Face id or a local folder
-    holding config.json, the weights and preprocessor_config.json. The network's output (relative inverse depth at
-    the processor's resolution) is resized bilinearly to the image size on the device."""
+    holding config.json, the weights and preprocessor_config.json; where the files come from (folder, local cache,
+    one download when online) is decided by weights.locate_depth_anything, then transformers loads them offline. The
+    network's output (relative inverse depth at the processor's resolution) is resized bilinearly to the image size
+    on the device."""
 
     name = "depth-anything-v2"
 
     def __init__(self, model: str = DEFAULT_DEPTH_ANYTHING, device: str = "cpu", fp16: bool = False):
+        from .weights import locate_depth_anything
+
+        self.model_id = str(model)
+        self.folder = locate_depth_anything(self.model_id)  # before torch is imported: an offline miss fails fast
         import torch
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-        self.model_id = str(model)
         self.device = torch.device(device)
         self.fp16 = bool(fp16) and self.device.type == "cuda"  # fp16 only on CUDA; CPU stays fp32
         try:
-            self.processor = AutoImageProcessor.from_pretrained(self.model_id)
-            net = AutoModelForDepthEstimation.from_pretrained(self.model_id)
-        except OSError as exc:
-            raise PriorUnavailable(
-                f"depth-anything-v2: cannot load {self.model_id!r} (a Hugging Face id needs the weights in the local "
-                f"cache or network access; a folder needs config.json, weights and preprocessor_config.json): {exc}"
-            ) from exc
+            self.processor = AutoImageProcessor.from_pretrained(self.folder, local_files_only=True)
+            net = AutoModelForDepthEstimation.from_pretrained(self.folder, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PriorUnavailable(f"depth-anything-v2: cannot load {self.model_id!r} from {self.folder}: {first}"
+                                   ) from None
         net.eval().requires_grad_(False)
         self.net = net.to(self.device, dtype=torch.float16 if self.fp16 else torch.float32)
 

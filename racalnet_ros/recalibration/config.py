@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from ..config import setting
 
 #: Per-point radar feature groups understood by `features.radar_point_features` (see there for the columns).
@@ -158,16 +160,41 @@ class LabelConfig:
 
     def tau(self, depth):
         """Eq. 5: adaptive depth tolerance in metres for a radar range `depth` (array or float)."""
-        import numpy as np
         return np.maximum(self.tau_min, self.alpha * np.asarray(depth, dtype=np.float32))
 
     @classmethod
     def for_dataset(cls, name: str) -> "LabelConfig":
-        """Documented per-dataset defaults (reasoning in docs/recalibration.md)."""
+        """Documented per-dataset defaults (reasoning in docs/recalibration.md); for other data (your own bag) see
+        `for_lidar_spacing` and `labels.default_label_config`."""
         try:
             return cls(**LABEL_DEFAULTS[name])
         except KeyError:
-            raise ValueError(f"no label defaults for dataset {name!r}; known: {sorted(LABEL_DEFAULTS)}") from None
+            raise ValueError(f"no label defaults for dataset {name!r}; known: {sorted(LABEL_DEFAULTS)} (other data: "
+                             "LabelConfig.for_lidar_spacing)") from None
+
+    @classmethod
+    def for_lidar_spacing(cls, rows_px: float, cols_px: float) -> "LabelConfig":
+        """Defaults for a LiDAR without a preset, from how densely it covers the image (`labels.lidar_spacing`:
+        rows_px ~ the pixel spacing of neighbouring beams down a column, cols_px ~ of neighbouring returns along a
+        beam). The rule that the presets follow (docs/recalibration.md):
+
+        - N(p) reaches the nearest beam from anywhere and holds 2-3 returns of it: height = odd >= rows_px + 1,
+          width = odd >= 2 cols_px + 1, both at least 9 (ZJU's square window for a dense LiDAR);
+        - n_min 2 for a sparse LiDAR (rows_px > 4 px), else 3;
+        - S(p) adds one beam spacing (at least 32 px) vertically and 32 px horizontally, for the calibration error
+          (about +-16 px at fx ~ 1000 px, 1 degree); W(q) = N(p);
+        - tau: the real-sensor 0.5 m / 5% (the synthetic preset's 0.2 m / 2% fits only its simulated noise).
+
+        Astyx's VLP-16 (rows 63, cols 7 px, measured on frames 0-4) gives N 65x15, S 129x47 (preset: 61x15,
+        121x45); the synthetic 32-beam LiDAR (11, 5) gives N 13x11, S 45x43 (preset 15x15, 51x51)."""
+        def odd(x: float) -> int:
+            n = int(np.ceil(x))
+            return n if n % 2 else n + 1
+
+        rows_px, cols_px = float(rows_px), float(cols_px)
+        n = (odd(max(rows_px + 1, 9)), odd(max(2 * cols_px + 1, 9)))
+        return cls(conf_window=n, n_min=2 if rows_px > 4 else 3, tau_min=0.5, alpha=0.05,
+                   search_window=(odd(n[0] + max(rows_px, 32)), odd(n[1] + 32)), slide_window=n)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

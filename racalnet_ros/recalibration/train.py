@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -27,7 +28,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from ..errors import RacalnetError
-from .checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from .checkpoint import (checkpoint_paths, describe_data, load_checkpoint, make_provenance, preset_of,
+                         save_checkpoint, utc_now)
 from .config import LabelConfig, ModelConfig, TrainConfig
 from .data import RecalibrationSamples, cache_key, collate_samples, prepare_dataset, prepare_samples
 from .evaluate import label_metrics
@@ -59,6 +61,27 @@ def load_run_config(run_dir: str | Path) -> Optional[tuple[ModelConfig, LabelCon
     saved = json.loads(path.read_text())
     return (ModelConfig.from_dict(saved["model"]), LabelConfig.from_dict(saved["label"]),
             TrainConfig.from_dict(saved["train"]))
+
+
+def init_model_config(init: str | Path, preset: Optional[ModelConfig] = None,
+                      input_width: Optional[int] = None) -> ModelConfig:
+    """The network to fine-tune checkpoint `init` with: the checkpoint's own (its weights fit only that network);
+    the working width may change (the weights do not depend on it). TrainError naming the differing sizes when
+    `preset` (a preset chosen explicitly) builds another network."""
+    from .checkpoint import read_config
+
+    meta = read_config(init)
+    cfg = ModelConfig.from_dict(dict(meta["model"], pretrained=""))
+    if preset is not None:
+        a, b = cfg.to_dict(), preset.to_dict()
+        diff = [k for k in a if k not in ("input_width", "pretrained") and a[k] != b[k]]
+        if diff:
+            raise TrainError(f"--init {init}: its network differs from the chosen preset in "
+                             + ", ".join(f"{k} ({a[k]} vs {b[k]})" for k in diff[:4])
+                             + "; drop --preset to fine-tune the checkpoint's network")
+    if input_width:
+        cfg.input_width = int(input_width)
+    return cfg
 
 
 def prepare(data: Data, which: str, model_cfg: ModelConfig, label_cfg: LabelConfig, run_dir: Path, tag: str = "",
@@ -148,14 +171,16 @@ def train_one_epoch(model, loader, optimizer, train_cfg: TrainConfig, device, ep
 def fit(model_cfg: ModelConfig, label_cfg: LabelConfig, train_cfg: TrainConfig, run_dir: str | Path,
         train_data: Data, val_data: Data = None, *, device: str = "cpu", resume: bool = False,
         max_minutes: Optional[float] = None, threshold: float = 0.5, export: Optional[str | Path] = None,
-        prep_workers: int = 1, tag: str = "", record: Optional[dict[str, Any]] = None) -> Path:
+        prep_workers: int = 1, tag: str = "", record: Optional[dict[str, Any]] = None,
+        init: Optional[str | Path] = None) -> Path:
     """Train RecalibrationNet(model_cfg) on `train_data` with labels from `label_cfg`, into `run_dir`
     (config.json, metrics.csv, last / best checkpoints, last_state.pt, cache/). Under torchrun each process calls it
     (DistributedDataParallel; rank 0 writes). `resume` continues from last_state.pt; `max_minutes` stops cleanly
     after the batch that passes it and saves; `export` also writes the best weights as float16 to that checkpoint
     path. `tag` distinguishes cached samples of different sources (e.g. "synthetic:ROOT"); `record` goes into
-    config.json and the checkpoints' metadata. Returns the best checkpoint (.safetensors; last when no validation
-    improved). TrainError when training cannot run."""
+    config.json and the checkpoints' metadata. `init`: fine-tune, starting from that checkpoint's weights (its
+    network must be `model_cfg` up to the working width: `init_model_config`). Returns the best checkpoint
+    (.safetensors; last when no validation improved). TrainError when training cannot run."""
     distributed, rank, world = _dist_info()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise TrainError(f"--device {device}: CUDA is not available (use --device cpu)")
@@ -168,14 +193,14 @@ def fit(model_cfg: ModelConfig, label_cfg: LabelConfig, train_cfg: TrainConfig, 
     try:
         return _fit(model_cfg, label_cfg, train_cfg, Path(run_dir), train_data, val_data, torch.device(device),
                     resume, max_minutes, threshold, export, prep_workers, tag, dict(record or {}), rank, world,
-                    distributed)
+                    distributed, init)
     finally:
         if distributed:
             dist.destroy_process_group()
 
 
 def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, device, resume, max_minutes, threshold,
-         export, prep_workers, tag, record, rank, world, distributed) -> Path:
+         export, prep_workers, tag, record, rank, world, distributed, init=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "last_state.pt"
     if rank == 0 and not (resume and (out / "config.json").is_file()):
@@ -198,6 +223,13 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
                  len(val_samples))
 
     model = RecalibrationNet(model_cfg).to(device)
+    if init is not None and not (resume and state_path.is_file()):
+        w, init_cfg, _ = load_checkpoint(init)
+        if {**init_cfg.to_dict(), "input_width": 0} != {**model_cfg.to_dict(), "input_width": 0, "pretrained": ""}:
+            raise TrainError(f"init {init}: its network is not model_cfg (use init_model_config)")
+        model.load_state_dict(w.state_dict())
+        if rank == 0:
+            log.info("fine-tuning from %s", init)
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -225,7 +257,11 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
     csv_path = out / "metrics.csv"
     t0 = time.time()
     deadline = t0 + (max_minutes * 60.0 if max_minutes else math.inf)
-    extra = {"train": train_cfg.to_dict(), **{k: v for k, v in record.items() if k == "dataset"}}
+    extra = {"train": train_cfg.to_dict(), **{k: v for k, v in record.items() if k in ("dataset", "init")}}
+    # what every checkpoint of this run was trained on (checkpoint.PROVENANCE); its date is the save's
+    extra["provenance"] = make_provenance(describe_data(train_data), describe_data(val_data), preset_of(model_cfg),
+                                          command=record.get("command") or " ".join(sys.argv),
+                                          init=str(record.get("init") or ""))
     for epoch in range(start_epoch, train_cfg.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -248,6 +284,7 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
             log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                                          for k, v in row.items()))
             meta = dict(extra, epoch=epoch + 1)
+            meta["provenance"] = dict(extra["provenance"], date=utc_now())
             save_checkpoint(out / "last", core, model_cfg, label_cfg, threshold, extra=meta)
             score = row.get("val_loss", row["loss"])
             if score < best:

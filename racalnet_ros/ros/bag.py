@@ -315,69 +315,58 @@ def read_messages(path: str | Path, topics: Sequence[str] | None = None,
         r.close()
 
 
-def read_extrinsics(path: str | Path, ids: BagFrameIds | None = None) -> dict[str, np.ndarray]:
-    """{"T_cam_radar": 4x4, "T_cam_lidar": 4x4 (if stored)} from metadata custom_data (exact) or /tf_static (bags
-    written elsewhere). BagError if neither holds T_cam_radar, or if the two sources disagree (> 1e-5)."""
+def static_transforms(path: str | Path, topic: str | None = None):
+    """Every transform on the bag's /tf_static (or `topic`) as a geometry.TransformTree (TFMessages decoded by the
+    codec; a later message for the same child wins, as in tf2)."""
+    from ..geometry import TransformTree
+
+    tree = TransformTree()
+    for _, _, _, msg in read_messages(path, [topic or bag_topics(path).tf_static]):
+        for tf in msg.transforms:
+            tree.add(tf.header.frame_id, tf.child_frame_id, convert.transform_to_matrix(tf.transform))
+    return tree
+
+
+def read_extrinsics(path: str | Path, ids: BagFrameIds | None = None, require_radar: bool = True,
+                    tf_topic: str | None = None) -> dict[str, np.ndarray]:
+    """{"T_cam_radar": 4x4, "T_cam_lidar": 4x4 (if stored)} from metadata custom_data (exact) or the /tf_static
+    chain camera <- ... <- sensor (bags written elsewhere). BagError if neither holds T_cam_radar, or if the two
+    sources disagree (> 1e-5). `ids`: the sensors' frame ids (default: the bag's racalnet.sensor_frame_ids);
+    require_radar=False returns what is there; `tf_topic`: default the bag's /tf_static."""
+    from ..frame import FrameError
+
     path = Path(path)
     custom = bag_custom_data(path)
-    if ids is None:
-        ids = BagFrameIds(**json.loads(custom["racalnet.sensor_frame_ids"])) \
-            if "racalnet.sensor_frame_ids" in custom else FRAME_IDS
-    topics = bag_topics(path)
+    stored = BagFrameIds(**json.loads(custom["racalnet.sensor_frame_ids"])) \
+        if "racalnet.sensor_frame_ids" in custom else FRAME_IDS
+    ids = ids or stored
+    tf_topic = tf_topic or bag_topics(path).tf_static
+    tree = static_transforms(path, tf_topic)
     found: dict[str, np.ndarray] = {}
-    for _, _, _, msg in read_messages(path, [topics.tf_static]):
-        for tf in msg.transforms:
-            for name, child in (("T_cam_radar", ids.radar), ("T_cam_lidar", ids.lidar)):
-                if tf.header.frame_id == ids.camera and tf.child_frame_id == child:
-                    found[name] = convert.transform_to_matrix(tf.transform)
-    for name in ("T_cam_radar", "T_cam_lidar"):
+    for name, child in (("T_cam_radar", ids.radar), ("T_cam_lidar", ids.lidar)):
+        try:
+            found[name] = tree.lookup(ids.camera, child)
+        except FrameError:
+            pass
+    for name, sensor in (("T_cam_radar", "radar"), ("T_cam_lidar", "lidar")):
         key = f"racalnet.{name}"
-        if key in custom:
+        same_frames = ids.camera == stored.camera and getattr(ids, sensor) == getattr(stored, sensor)
+        if key in custom and same_frames:  # the metadata's matrices are about the bag's own sensor frames
             T = np.asarray(json.loads(custom[key]), np.float64).reshape(4, 4)
             if name in found and not np.allclose(found[name], T, atol=1e-5):
                 raise BagError(f"{path}: {name} in /tf_static and in metadata custom_data disagree")
             found[name] = T  # the exact 16 floats (a quaternion re-orthonormalises a slightly non-orthogonal R)
-    if "T_cam_radar" not in found:
-        raise BagError(f"{path}: no radar extrinsic: neither {topics.tf_static} ({ids.camera} -> {ids.radar}) nor "
-                       "custom_data racalnet.T_cam_radar")
+    if require_radar and "T_cam_radar" not in found:
+        raise BagError(f"{path}: no radar extrinsic: neither {tf_topic} ({ids.camera} <- ... <- {ids.radar}) "
+                       "nor custom_data racalnet.T_cam_radar")
     return found
 
 
-def read_frames(path: str | Path, radar_fields: Sequence[str] | None = None) -> Iterator[Frame]:
-    """Rebuild Frames from a bag written by `write_bag` (or any bag with the same topics): messages are grouped by
-    header stamp; a stamp with an image, a camera_info and a radar cloud makes a Frame (LiDAR and prior attached when
-    present). frame.stamp is the header stamp in seconds, frame.frame_id the dataset id stored in the bag (or the
-    stamp in ns). Groups lacking a required topic are skipped with a warning naming it."""
-    path = Path(path)
-    custom = bag_custom_data(path)
-    topics = bag_topics(path)
-    ext = read_extrinsics(path)
-    if radar_fields is None:
-        radar_fields = tuple(json.loads(custom.get("racalnet.radar_fields", '["x", "y", "z"]')))
-    id_map = json.loads(custom.get("racalnet.frame_ids", "{}"))
-    wanted = [topics.image, topics.camera_info, topics.radar, topics.lidar, topics.prior]
-    groups: dict[int, dict[str, Any]] = {}
-    order: list[int] = []
-    for topic, _, _, msg in read_messages(path, wanted):
-        s = stamp_to_ns(msg.header.stamp)
-        if s not in groups:
-            groups[s] = {}
-            order.append(s)
-        groups[s][topic] = msg
-    for s in order:
-        g = groups[s]
-        missing = [t for t in (topics.image, topics.camera_info, topics.radar) if t not in g]
-        if missing:
-            log.warning("%s: stamp %d lacks %s; skipped", path, s, ", ".join(missing))
-            continue
-        lidar = (convert.pointcloud2_to_columns(g[topics.lidar], ("x", "y", "z"), name=topics.lidar)
-                 if topics.lidar in g else None)
-        if lidar is not None and "T_cam_lidar" not in ext:
-            raise BagError(f"{path}: has {topics.lidar} but no LiDAR extrinsic")
-        yield Frame(image=convert.image_to_rgb(g[topics.image], topics.image),
-                    camera=convert.camera_info_to_model(g[topics.camera_info], topics.camera_info),
-                    radar=convert.pointcloud2_to_columns(g[topics.radar], radar_fields, name=topics.radar),
-                    radar_fields=tuple(radar_fields), T_cam_radar=ext["T_cam_radar"], lidar=lidar,
-                    T_cam_lidar=ext.get("T_cam_lidar") if lidar is not None else None,
-                    prior=convert.prior_from_image(g[topics.prior], topics.prior) if topics.prior in g else None,
-                    stamp=s * 1e-9, frame_id=id_map.get(str(s), str(s)), extras={"stamp_ns": s})
+def read_frames(path: str | Path) -> Iterator[Frame]:
+    """Frames of a bag written by `write_bag` (or any bag with the same topics and one header stamp per frame): the
+    exact-stamp case of ros/bag_frames.py (`BagFrames` with sync.slop 0); LiDAR and prior attached when the bag has
+    their topics. frame.stamp is the header stamp in seconds, frame.frame_id the dataset id stored in the bag (or the
+    stamp in ns), frame.extras["stamp_ns"] the exact stamp."""
+    from .bag_frames import BagFrames, BagSourceConfig
+
+    yield from BagFrames(path, BagSourceConfig.from_values({"sync.slop": 0.0})).iter_frames()

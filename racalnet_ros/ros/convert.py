@@ -180,6 +180,41 @@ def image_to_rgb(msg, name: str = "image") -> np.ndarray:
                           f"bgra8, mono8 or mono16)")
 
 
+def compressed_image_to_rgb(msg, name: str = "image") -> np.ndarray:
+    """sensor_msgs/CompressedImage -> H x W x 3 uint8 RGB, decoded with OpenCV (`cv2.imdecode`). image_transport's
+    compressed plugin writes format "<encoding>; jpeg compressed bgr8" (or png; colour is always BGR, mono stays
+    mono; older publishers write just "jpeg" / "png"); OpenCV decodes every such variant to BGR. A compressedDepth
+    image is not a colour image and is refused."""
+    fmt = str(msg.format)
+    if "compresseddepth" in fmt.lower():
+        raise ConversionError(f"{name}.format: {fmt!r} is a compressed depth image, not a colour image")
+    buf = _as_uint8(msg.data)
+    if buf.size == 0:
+        raise ConversionError(f"{name}.data: empty compressed image")
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ConversionError(f"{name}.data: OpenCV cannot decode this {fmt or 'compressed'} image ({buf.size} bytes; "
+                              "corrupt or truncated?)")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+#: message types a camera image may come in (`image_message_to_rgb` decodes both)
+IMAGE_MSGTYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+
+
+def compressed_image(rgb: np.ndarray, fmt: str = "jpeg", header=None, types: MessageTypes = RCLPY):
+    """H x W x 3 uint8 RGB -> CompressedImage as image_transport's compressed plugin writes it ("rgb8; jpeg
+    compressed bgr8" or "rgb8; png compressed bgr8")."""
+    if fmt not in ("jpeg", "png"):
+        raise ConversionError(f"format: expected jpeg or png, got {fmt!r}")
+    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1]))
+    if not ok:
+        raise ConversionError(f"image: OpenCV cannot encode it as {fmt}")
+    return types("sensor_msgs/msg/CompressedImage",
+                 header=header if header is not None else make_header(0, "", types),
+                 format=f"rgb8; {fmt} compressed bgr8", data=buf.reshape(-1))
+
+
 def array_to_image(arr: np.ndarray, encoding: str, header=None, types: MessageTypes = RCLPY):
     """H x W (x C) array -> Image with `encoding`, tightly packed rows, host byte order."""
     if encoding not in IMAGE_ENCODINGS:
@@ -318,7 +353,9 @@ def radar_from_pointcloud2(msg, field_map: Mapping[str, str],
 
 
 def array_to_pointcloud2(columns: Mapping[str, np.ndarray], header=None, types: MessageTypes = RCLPY):
-    """Columns of equal length (name -> N values) -> unorganised PointCloud2 (height 1) with float32 fields."""
+    """Columns of equal length (name -> N values) -> unorganised PointCloud2 (height 1) with float32 fields;
+    `is_dense` is true only when no value is NaN or infinite (readers such as sensor_msgs_py's
+    read_points(skip_nans=True) filter only clouds that say they are not dense)."""
     names = list(columns)
     n = len(next(iter(columns.values()))) if names else 0
     for k in names:
@@ -331,7 +368,8 @@ def array_to_pointcloud2(columns: Mapping[str, np.ndarray], header=None, types: 
               for i, k in enumerate(names)]
     return types("sensor_msgs/msg/PointCloud2", header=header if header is not None else make_header(0, "", types),
                  height=1, width=n, fields=fields, is_bigendian=False, point_step=4 * len(names),
-                 row_step=4 * len(names) * n, data=arr.view(np.uint8).reshape(-1), is_dense=True)
+                 row_step=4 * len(names) * n, data=arr.view(np.uint8).reshape(-1),
+                 is_dense=bool(all(np.isfinite(arr[k]).all() for k in names)))
 
 
 # ------------------------------------------------------------------------------------------------------- cameras
@@ -406,21 +444,34 @@ def tf_message(transforms: Sequence[Any], types: MessageTypes = RCLPY):
 
 
 # --------------------------------------------------------------------------------------------------------- frames
+def image_message_to_rgb(msg, name: str = "image") -> np.ndarray:
+    """Image (any encoding of `image_to_rgb`) or CompressedImage -> H x W x 3 uint8 RGB."""
+    if hasattr(msg, "encoding"):
+        return image_to_rgb(msg, name)
+    return compressed_image_to_rgb(msg, name)
+
+
 def messages_to_frame(image, cloud, info, T_cam_radar: np.ndarray,
                       field_map: Mapping[str, str], prior=None) -> tuple[Frame, int]:
-    """Synced messages -> (Frame, NaN radar points dropped). Raises ConversionError / FrameError naming the field."""
+    """Synced messages (image: Image or CompressedImage) -> (Frame, NaN radar points dropped). Raises
+    ConversionError / FrameError naming the field. The node and the bag reader (ros/bag_frames.py) both build their
+    frames here."""
     camera = camera_info_to_model(info)
-    if (int(image.width), int(image.height)) != (camera.width, camera.height):
+    size = (camera.width, camera.height)
+    if hasattr(image, "encoding") and (int(image.width), int(image.height)) != size:  # before decoding
         raise ConversionError(f"image: size {image.width}x{image.height} differs from camera_info's "
                               f"{camera.width}x{camera.height}")
-    rgb = image_to_rgb(image)
+    rgb = image_message_to_rgb(image)
+    if rgb.shape[1::-1] != size:
+        raise ConversionError(f"image: size {rgb.shape[1]}x{rgb.shape[0]} differs from camera_info's "
+                              f"{camera.width}x{camera.height}")
     radar, names, dropped = radar_from_pointcloud2(cloud, field_map)
     prior_arr = None
     if prior is not None:
         prior_arr = prior_from_image(prior)
         if prior_arr.shape != rgb.shape[:2]:
             raise ConversionError(f"prior: size {prior.width}x{prior.height} differs from the image's "
-                                  f"{image.width}x{image.height}")
+                                  f"{rgb.shape[1]}x{rgb.shape[0]}")
     stamp = stamp_to_sec(image.header.stamp)
     frame = Frame(image=rgb, camera=camera, radar=radar, T_cam_radar=T_cam_radar, radar_fields=names,
                   prior=prior_arr, stamp=stamp, frame_id=f"{image.header.frame_id}@{stamp:.9f}")

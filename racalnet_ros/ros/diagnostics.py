@@ -1,6 +1,8 @@
 """What racalnet_node reports on /diagnostics, kept apart from the node's wiring: input and output rates, counters
 (frames, skipped, errors, sync resets, NaN radar points dropped, fallbacks), the last frame's latencies and anchors,
-the worst problem since the previous report, and log throttling (a replayed bag repeats the same fault every frame).
+the worst problem since the previous report, fixed key-values (the checkpoint and its provenance: `checkpoint`,
+`checkpoint/trained_on`, `checkpoint/real_data`, `checkpoint/warning`), and log throttling (a replayed bag repeats
+the same fault every frame).
 
 Thread-safe: the node's executor thread ticks the inputs, its worker thread records frames and problems, its timer
 builds the report.
@@ -52,8 +54,10 @@ class NodeDiagnostics:
     """Rates of `inputs` (and "output"), counters, the last frame and the worst problem, reported as one
     DiagnosticStatus named `name` with hardware_id `hardware_id`."""
 
-    def __init__(self, name: str, hardware_id: str, inputs: Sequence[str], period: float) -> None:
+    def __init__(self, name: str, hardware_id: str, inputs: Sequence[str], period: float,
+                 static: Optional[Mapping[str, str]] = None) -> None:
         self.name, self.hardware_id, self.inputs, self.period = name, hardware_id, tuple(inputs), period
+        self.static = dict(static or {})  # key-values every report carries (e.g. the checkpoint's provenance)
         self._lock = threading.RLock()
         self._rates = {k: Rate() for k in self.inputs + ("output",)}
         self._counts = collections.Counter({k: 0 for k in COUNTERS})
@@ -148,6 +152,7 @@ class NodeDiagnostics:
                 kv.append((k, f"{last[k]:.4g}" if isinstance(last[k], float) else str(last[k])))
         if last.get("fallbacks"):
             kv.append(("fallbacks_last", ", ".join(map(str, last["fallbacks"]))))
+        kv += list(self.static.items())
         status = DiagnosticStatus(level=level, name=self.name, message=message, hardware_id=self.hardware_id,
                                   values=[KeyValue(key=k, value=v) for k, v in kv])
         arr = DiagnosticArray(status=[status])

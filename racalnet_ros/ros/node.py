@@ -33,6 +33,7 @@ from ..config import ConfigError, apply_cpu_threads, constraint_text
 from ..errors import RacalnetError
 from ..frame import FrameError
 from ..metric_depth.output import colorize_depth, draw_colour_bar
+from ..metric_depth.weights import check_prior
 from ..pipeline import Pipeline
 from . import convert
 from .diagnostics import ERROR, WARN, NodeDiagnostics
@@ -66,19 +67,23 @@ class RacalnetNode(Node):
         super().__init__(node_name, **kwargs)
         self.settings = self._read_parameters()
         s, cfg = self.settings.node, self.settings.pipeline
-        threads = apply_cpu_threads(cfg.cpu_threads)
         try:
+            check_prior(cfg.prior.source, cfg.prior.path)  # before torch is imported: an offline miss fails fast
+            threads = apply_cpu_threads(cfg.cpu_threads)
+            self.get_logger().info(f"loading the pipeline: prior {cfg.prior.spec()}, recalibration "
+                                   + ((cfg.recalibration.checkpoint or "(shipped checkpoint)")
+                                      if cfg.recalibration.enabled else "off"))
             self.pipeline = Pipeline.from_config(cfg)
         except RacalnetError as e:  # checkpoint or prior unavailable, device without CUDA: decided in pipeline.py
             raise StartupError(str(e)) from None
         self._tf_buffer = self._make_tf() if s.extrinsics.use_tf else None
 
         self._inputs = INPUTS[: 4 if self.settings.prior_topic else 3]
-        self._latest_stamp: list[Optional[float]] = [None] * len(self._inputs)
+        self._latest_stamp: list[Optional[int]] = [None] * len(self._inputs)
         self._lock = threading.Lock()
         self._mailbox = LatestSlot()
         self.diag = NodeDiagnostics(f"{self.get_name()}: pipeline", self.pipeline.config.device, self._inputs,
-                                    s.diagnostics_period)
+                                    s.diagnostics_period, static=self._checkpoint_report())
         self._sync = make_synchronizer(len(self._inputs), s.sync.queue_size, s.sync.slop, self._on_synced)
 
         for i, topic in enumerate(self._inputs):
@@ -120,6 +125,26 @@ class RacalnetNode(Node):
         except ConfigError as e:
             raise StartupError(str(e)) from None
 
+    def _checkpoint_report(self) -> dict[str, str]:
+        """Log the checkpoint and what it was trained on (a warning when it is synthetic-only: the node always
+        meets a real sensor); the same as /diagnostics key-values."""
+        from ..recalibration.checkpoint import provenance_text
+
+        ckpt, prov = self.pipeline.checkpoint, self.pipeline.provenance
+        if ckpt is None:
+            return {"checkpoint": "none (recalibration.enabled: false)"}
+        trained_on = provenance_text(prov)
+        self.get_logger().info(f"recalibration checkpoint {ckpt}, trained on {trained_on}")
+        real = prov.get("real")
+        report = {"checkpoint": str(ckpt), "checkpoint/trained_on": trained_on,
+                  "checkpoint/real_data": "unknown" if real is None else str(bool(real)).lower()}
+        warning = self.pipeline.synthetic_on_real_warning()
+        if warning:
+            self.get_logger().warning(warning)
+            report["checkpoint/warning"] = "trained on synthetic data only; train it on your own data " \
+                                           "(docs/recalibration.md)"
+        return report
+
     def _make_tf(self):
         try:
             from tf2_ros import Buffer, TransformListener
@@ -132,12 +157,13 @@ class RacalnetNode(Node):
 
     # ------------------------------------------------------------------------------------------ executor side
     def _on_input(self, index: int, msg) -> None:
-        stamp = convert.stamp_to_sec(msg.header.stamp)
+        stamp = convert.stamp_to_ns(msg.header.stamp)  # integer ns: what message_filters compares
         self.diag.tick(self._inputs[index])
         with self._lock:
             last = self._latest_stamp[index]
             if last is not None and stamp < last:
-                self._reset_sync(f"{self._inputs[index]} stamp jumped backwards ({last:.3f} -> {stamp:.3f} s)")
+                self._reset_sync(f"{self._inputs[index]} stamp jumped backwards ({last * 1e-9:.3f} -> "
+                                 f"{stamp * 1e-9:.3f} s)")
             self._latest_stamp[index] = stamp
         self._sync.add(index, stamp, msg)
 
@@ -250,6 +276,10 @@ def main(args: Optional[list[str]] = None) -> int:
         print(f"[racalnet_node] FATAL: {e}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 2
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C while the models load
+        print("[racalnet_node] interrupted during start-up", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 130
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

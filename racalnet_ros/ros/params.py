@@ -27,10 +27,11 @@ NODE_DEFAULTS: dict[str, Any] = {"device": "auto", "prior.source": "topic"}
 
 @dataclass
 class SyncSection:
-    queue_size: int = setting(10, "Approximate-time sync: messages kept per input while waiting for a match.",
+    queue_size: int = setting(10, "Time sync: messages kept per input while waiting for a match.",
                               ge=1, le=1000)
-    slop: float = setting(0.05, "Approximate-time sync: largest stamp spread (s) of a matched radar / image / "
-                                "camera_info (/ prior) set.", ge=0.0, le=10.0)
+    slop: float = setting(0.05, "Time sync: a matched radar / image / camera_info (/ prior) set spreads less than "
+                                "this many seconds (approximate time); 0 = identical stamps only (exact time, "
+                                "message_filters' TimeSynchronizer).", ge=0.0, le=10.0)
 
 
 @dataclass
@@ -88,12 +89,9 @@ class NodeConfig:
         """T_cam_radar (4x4) from extrinsics.xyz_rpy when it is not all zeros, else from extrinsics.T_cam_radar."""
         e = self.extrinsics
         if any(e.xyz_rpy):
-            from transforms3d.euler import euler2mat
+            from ..geometry import transform_from_xyz_rpy
 
-            T = np.eye(4)
-            T[:3, :3] = euler2mat(e.xyz_rpy[3], e.xyz_rpy[4], e.xyz_rpy[5], "sxyz")  # static axes: Rz Ry Rx
-            T[:3, 3] = e.xyz_rpy[:3]
-            return T
+            return transform_from_xyz_rpy(e.xyz_rpy)
         return np.asarray(e.T_cam_radar, dtype=np.float64).reshape(4, 4)
 
     def check(self) -> list[str]:

@@ -65,6 +65,14 @@ class BagRecorder:
             if msgtype in HAS_HEADER:
                 self.stamps[topic].append(cdr_header_stamp_ns(data))
 
+    def matched(self, topic: str) -> bool:
+        """True once this recorder's subscription to `topic` has matched a publisher from its own side (what
+        decides whether it receives the next message; the publisher may see the match earlier). rclpy without
+        Subscription.get_publisher_count (Humble): the graph's publisher count."""
+        sub = self._subs[list(self.stamps).index(topic)]
+        count = getattr(sub, "get_publisher_count", None)
+        return (count() if count is not None else self.node.count_publishers(topic)) > 0
+
     def has_stamp(self, topic: str, stamp_ns: int) -> bool:
         with self._lock:
             return stamp_ns in self.stamps.get(topic, ())

@@ -81,15 +81,19 @@ class BagPlayer:
                 (log.info if topic == "/tf_static" else log.warning)("replay: skipping %s: %s", topic, exc)
                 self.skipped_topics.append(topic)
                 continue
+            # reliable + transient local (offers more than any subscriber asks, so every QoS matches): a subscriber
+            # that asks for transient local gets the last `depth` messages even when it matched this publisher
+            # after they went out (DDS discovery is asymmetric); volatile subscribers get live messages as usual
             latched = topic == "/tf_static"
             qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1 if latched else depth,
-                             reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+                             reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.publishers[topic] = node.create_publisher(cls, self.remap.get(topic, topic), qos)
         self.clock_pub = None
         if clock:
             from rosgraph_msgs.msg import Clock
-            self.clock_pub = node.create_publisher(Clock, self.remap.get("/clock", "/clock"), 10)
+            self.clock_pub = node.create_publisher(Clock, self.remap.get("/clock", "/clock"), QoSProfile(
+                history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.published = 0
 
     # ----------------------------------------------------------------------------------------------------------

@@ -108,8 +108,13 @@ def test_replay_node_evaluation_gives_pipeline_depth_and_its_metrics(evaluated, 
     proc, out = evaluated
     assert proc.returncode == 0, proc.stdout + proc.stderr + (out / "node.log").read_text(errors="replace")
     assert "report: " in proc.stdout and (out / "report.md").exists()
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"JSON with {c}"))
     assert (metrics["n_frames"], metrics["n_scored"], metrics["missing"]) == (3, 3, [])
+    from racalnet_ros.recalibration import default_checkpoint
+    assert metrics["checkpoint"] == str(default_checkpoint().resolve())  # resolved, never ""
+    assert metrics["provenance"]["dataset"] == "synthetic" and metrics["provenance"]["seeds"] == "0-299"
+    node_log = (out / "node.log").read_text(errors="replace")
+    assert "trained on synthetic data only" in node_log and "--init" in node_log  # the node always warns
 
     depth_msgs = ev.read_outputs(out / "outputs", ev.DEPTH_TOPIC)
     anchors = ev.read_outputs(out / "outputs", ev.ANCHORS_TOPIC)
@@ -175,3 +180,19 @@ def test_a_node_that_cannot_start_is_reported_with_its_last_words(tmp_path, ros_
     (line,) = proc.stderr.strip().splitlines()[-1:]
     assert line.startswith("racalnet evaluate-bag: racalnet_node exited with code 2: ") and "FATAL" in line
     assert "recalibration.checkpoint" in line and "broken.safetensors" in line and "node.log" in line
+
+
+def test_an_unavailable_prior_model_is_one_line_before_the_node_starts(tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    from racalnet_ros.cli import main
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rng = np.random.default_rng(3)
+    bagio.write_bag([lidar_frame(0, rng)], tmp_path / "in")
+    assert main(["evaluate-bag", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--prior",
+                 "depth-anything-v2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("racalnet evaluate-bag: depth-anything-v2: 'depth-anything/Depth-Anything-V2-Small-hf'")
+    assert "HF_HUB_OFFLINE is set" in err and err.count("\n") == 1
+    assert not (tmp_path / "out" / "node.log").exists()
