@@ -410,6 +410,10 @@ class RecalibrationConfig:
                                      "checkpoint's own.", ge=-1.0, le=1.0)
     use_screening: bool = setting(True, "Drop anchors whose confidence is below the threshold (ablation switch).")
     use_displacement: bool = setting(True, "Move anchors by the predicted pixel displacement (ablation switch).")
+    max_points: int = setting(4096, "Cap on in-image radar points through the network per frame (0 = no cap); a "
+                                    "larger cloud is thinned on a pixel grid (coverage first, duplicates last), the "
+                                    "rest are not evaluated and never used as anchors, and the frame is flagged "
+                                    "radar_subsampled (a WARN on /diagnostics).", ge=0)
 
 
 @dataclass

@@ -218,7 +218,8 @@ class RadarAnchors:
       displacement: N x 2 float32, predicted pixel displacement (du, dv); zeros if displacement is off.
       uv: N x 2 float32, refined pixel uv_raw + displacement.
       depth: N float32, camera-frame depth in metres (the radar measurement; recalibration moves pixels, not depth).
-      confidence: N float32 in [0, 1]; 1 for every point when screening is off.
+      confidence: N float32 in [0, 1]; 1 for every point when screening is off; NaN for a point the network did not
+        evaluate (left out by the recalibration cap on points per frame; such a point is never kept).
       kept: N bool, confidence >= threshold.
     """
 

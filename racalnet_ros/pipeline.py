@@ -11,7 +11,9 @@ NaN where no depth could be produced: no prior, no usable anchor and no previous
 Result.diagnostics: "scale", "shift" (global fit, inverse depth = scale * prior + shift; NaN without a fit),
 "threshold" (tau* of Eq. 12, inf = all anchors, NaN = no search), "anchors_total" (radar points in the image),
 "anchors_kept" (kept by screening), "anchors_used" (used by the global fit), "clusters_local" (clusters with their
-own affine map), "fallbacks" (list of guard flags, see metric_depth/align.py; "no_prior" when there is no prior),
+own affine map), "anchors_subsampled" (in-image radar points the network did not evaluate because of the
+recalibration.max_points cap; never used as anchors), "fallbacks" (list of guard flags, see metric_depth/align.py;
+"no_prior" when there is no prior; "radar_subsampled" when the cap thinned the cloud: a WARN on /diagnostics),
 "times_ms" (stage -> ms: "recalibrate", "prior", "align", "refine", "smooth", "total").
 
 Built in one way, `Pipeline.from_config(cfg)` (every command and the node): the configuration (racalnet_ros/config.py)
@@ -86,7 +88,8 @@ def load_recalibrator(cfg: RecalibrationConfig, device: str = "cpu"):
     path = checkpoint_path(cfg)
     try:
         return Recalibrator.from_checkpoint(path, device=device, threshold=None if cfg.threshold < 0 else cfg.threshold,
-                                            use_screening=cfg.use_screening, use_displacement=cfg.use_displacement)
+                                            use_screening=cfg.use_screening, use_displacement=cfg.use_displacement,
+                                            max_points=cfg.max_points)
     except CheckpointError as exc:
         raise CheckpointError(f"recalibration.checkpoint {cfg.checkpoint or path}: {exc}") from None
 
@@ -168,7 +171,10 @@ class Pipeline:
         t2 = time.perf_counter()
         times["prior"] = (t2 - t1) * 1e3
 
-        diag: dict[str, Any] = {"anchors_total": len(anchors), "anchors_kept": anchors.num_kept}
+        cap = getattr(self.recalibrator, "max_points", 0)
+        dropped = len(anchors) - cap if self.recalibrator is not None and 0 < cap < len(anchors) else 0
+        diag: dict[str, Any] = {"anchors_total": len(anchors), "anchors_kept": anchors.num_kept,
+                                "anchors_subsampled": dropped}
         if prior is None:
             depth = np.full((frame.height, frame.width), np.nan, np.float32)
             diag.update(scale=math.nan, shift=math.nan, threshold=math.nan, anchors_used=0, clusters_local=0,
@@ -182,6 +188,8 @@ class Pipeline:
                         anchors_used=int(out.used.sum()), clusters_local=int(out.n_local),
                         fallbacks=list(out.fallbacks))
             times.update({s: out.times_ms.get(s, 0.0) for s in ("align", "refine", "smooth")})
+        if dropped:
+            diag["fallbacks"].append("radar_subsampled")
         times["total"] = (time.perf_counter() - t0) * 1e3
         diag["times_ms"] = times
         return Result(depth=depth, anchors=anchors, diagnostics=diag)

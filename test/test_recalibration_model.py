@@ -111,3 +111,38 @@ def test_presets_build_and_paper_sizes_are_the_papers():
     assert paper.backbone == "resnet34" and paper.radar_mlp == (32, 64, 128, 256, 512) and paper.cbam
     small = ModelConfig.preset("small")
     assert small.num_stages < paper.num_stages and small.attn_dim < paper.attn_dim
+
+
+def test_cross_attention_equals_torch_multihead_attention_with_one_query_per_point():
+    from racalnet_ros.recalibration.fusion import single_query_attention
+    torch.manual_seed(5)
+    mha = torch.nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    q, tokens = torch.randn(50, 32), torch.randn(50, 9, 32)
+    with torch.no_grad():
+        ref = mha(q[:, None], tokens, tokens, need_weights=False)[0][:, 0]
+        torch.testing.assert_close(single_query_attention(mha, q, tokens), ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "regnet_x_400mf"])
+def test_folding_batchnorm_keeps_the_encoder_output(backbone):
+    import copy
+    from racalnet_ros.recalibration.image_encoder import ImageEncoder, fuse_batchnorm_
+    torch.manual_seed(6)
+    enc = ImageEncoder(backbone, 2, 16).eval()
+    for m in enc.modules():  # non-trivial statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    fused = fuse_batchnorm_(copy.deepcopy(enc))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), enc(x), atol=1e-4, rtol=1e-4)
+        assert fused(x).shape[-2:] == (16, 24)  # stride 4 for both backbones
+
+
+def test_the_recalibrator_folds_its_own_copy_and_leaves_the_callers_network_trainable(net):
+    from racalnet_ros.recalibration import Recalibrator
+    rec = Recalibrator(net, CFG)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in rec.model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())

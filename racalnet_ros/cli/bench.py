@@ -13,7 +13,7 @@ HELP = ("time the recalibration network, the alignment stages, the node overhead
 
 #: area (`--what`) -> module under racalnet_ros.bench
 AREAS = {"recalibration": "recalibration", "alignment": "alignment", "node": "node_overhead", "synthetic": "synthetic",
-         "threads": "threads"}
+         "threads": "threads", "rcnet": "rcnet"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -37,15 +37,21 @@ def _from_dict(cls, d: dict[str, Any], what: str):
 class ModelConfig:
     """Sizes of RecalibrationNet.
 
-    backbone: torchvision ResNet ("resnet34" as in the paper, or "resnet18"); num_stages: how many residual stages
-      (layer1..layer4) are used, the FPN runs over exactly these; fpn_channels: FPN width; cbam: channel + spatial
+    backbone: torchvision backbone ("resnet34" as in the paper, "resnet18", or "regnet_x_400mf"); num_stages: how
+      many of its four stages (strides 4 to 32) are used, the FPN runs over exactly these; fpn_channels: FPN width; cbam: channel + spatial
       attention on the fused map;
     radar_mlp: hidden sizes of the radar encoder (paper: 32-64-128-256-512);
     attn_dim / attn_heads: width and heads of the fusion attention; num_layers: stacked (self-attention,
       cross-attention) pairs; head_hidden: hidden width of the two-layer heads;
+    attn_window: self-attention neighbourhood: points are serialised along a Z-order curve of their image position
+      and cut into blocks of attn_window; each point attends to its block and the two adjacent ones (<= 3 x
+      attn_window keys), O(N x attn_window) time and memory (window_attention.py). 0 = dense attention over all
+      points, O(N^2): what checkpoints written before this key existed were trained with (from_dict fills 0 for
+      them);
     input_width: the working image width in pixels (height follows the aspect ratio, rounded to a multiple of 32);
     roi_box: side of the square region of interest around each projected point, in working-resolution pixels;
-      roi_size: roi_align output side, i.e. roi_size**2 tokens per point;
+      roi_size: roi_align output side, i.e. roi_size**2 tokens per point; roi_sampling: bilinear samples per token
+      side (roi_align's sampling_ratio: 2 = 2 x 2 samples averaged per token, 1 = one sample at the token centre);
     features: radar feature groups (subset of FEATURE_GROUPS); max_range: metres, scales positions and depth;
     disp_norm: full-resolution pixels per unit of the displacement head's output (the head regresses
       displacement / disp_norm, the loss is computed in those units);
@@ -62,9 +68,11 @@ class ModelConfig:
     attn_heads: int = 8
     num_layers: int = 2
     head_hidden: int = 128
+    attn_window: int = 16
     input_width: int = 640
     roi_box: float = 32.0
     roi_size: int = 4
+    roi_sampling: int = 2
     features: tuple[str, ...] = FEATURE_GROUPS
     max_range: float = 100.0
     disp_norm: float = 16.0
@@ -77,10 +85,15 @@ class ModelConfig:
         bad = [f for f in self.features if f not in FEATURE_GROUPS]
         if bad:
             raise ValueError(f"ModelConfig.features: unknown group(s) {bad}; choose from {FEATURE_GROUPS}")
-        if self.backbone not in ("resnet18", "resnet34"):
-            raise ValueError(f"ModelConfig.backbone: expected resnet18 or resnet34, got {self.backbone!r}")
+        if self.backbone not in ("resnet18", "resnet34", "regnet_x_400mf"):
+            raise ValueError(f"ModelConfig.backbone: expected resnet18, resnet34 or regnet_x_400mf, got "
+                             f"{self.backbone!r}")
         if not 1 <= self.num_stages <= 4:
             raise ValueError(f"ModelConfig.num_stages: expected 1..4, got {self.num_stages}")
+        if self.roi_sampling < 1:
+            raise ValueError(f"ModelConfig.roi_sampling: expected >= 1, got {self.roi_sampling}")
+        if self.attn_window < 0:
+            raise ValueError(f"ModelConfig.attn_window: expected >= 0 (0 = dense), got {self.attn_window}")
         if self.attn_dim % self.attn_heads:
             raise ValueError(f"ModelConfig.attn_dim ({self.attn_dim}) must be divisible by attn_heads "
                              f"({self.attn_heads})")
@@ -104,7 +117,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        return _from_dict(cls, d, "model config")
+        # a config written before attn_window existed describes a network trained with dense self-attention
+        return _from_dict(cls, {"attn_window": 0, **d}, "model config")
 
 
 @dataclass

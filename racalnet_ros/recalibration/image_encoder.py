@@ -1,5 +1,6 @@
-"""Image encoder of the recalibration network: a torchvision ResNet (ResNet-34 in the paper), a Feature Pyramid
-Network over its stages and CBAM channel + spatial attention on the fused map (paper section III-A-1)."""
+"""Image encoder of the recalibration network: a torchvision backbone (ResNet-34 in the paper; ResNet-18 or the
+lighter RegNetX-400MF for CPU budgets), a Feature Pyramid Network over its stages and CBAM channel + spatial
+attention on the fused map (paper section III-A-1)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from torchvision.ops import FeaturePyramidNetwork
 
 log = logging.getLogger(__name__)
 
-STAGE_CHANNELS = {"resnet18": (64, 128, 256, 512), "resnet34": (64, 128, 256, 512)}
+#: output channels of the backbone's four stages (strides 4, 8, 16, 32)
+STAGE_CHANNELS = {"resnet18": (64, 128, 256, 512), "resnet34": (64, 128, 256, 512),
+                  "regnet_x_400mf": (32, 64, 160, 400)}
+WEIGHTS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "regnet_x_400mf": "RegNet_X_400MF_Weights"}
 
 
 class ChannelAttention(nn.Module):
@@ -53,13 +57,31 @@ class CBAM(nn.Module):
         return self.spatial(self.channel(x))
 
 
-def _resnet(name: str, pretrained: str) -> nn.Module:
-    """A torchvision ResNet; `pretrained`: "" random init, "imagenet" the torchvision weight enum (downloads once),
-    or a path to a saved torchvision state dict."""
+def fuse_batchnorm_(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d into that convolution (inference only; the
+    folded network computes the same function with one op less per pair). Pairs are adjacent entries of an
+    nn.Sequential or torchvision's `convN` / `bnN` attributes (ResNet blocks). In place; returns `module`."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for parent in module.modules():
+        if isinstance(parent, nn.Sequential):
+            for i in range(len(parent) - 1):
+                if isinstance(parent[i], nn.Conv2d) and isinstance(parent[i + 1], nn.BatchNorm2d):
+                    parent[i], parent[i + 1] = fuse_conv_bn_eval(parent[i], parent[i + 1]), nn.Identity()
+        for j in range(1, 4):
+            conv, bn = getattr(parent, f"conv{j}", None), getattr(parent, f"bn{j}", None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(parent, f"conv{j}", fuse_conv_bn_eval(conv, bn))
+                setattr(parent, f"bn{j}", nn.Identity())
+    return module
+
+
+def _torchvision_net(name: str, pretrained: str) -> nn.Module:
+    """A torchvision classification network; `pretrained`: "" random init, "imagenet" the torchvision weight enum
+    (downloads once), or a path to a saved torchvision state dict."""
     builder = getattr(torchvision.models, name)
     if pretrained == "imagenet":
-        weights = {"resnet18": torchvision.models.ResNet18_Weights, "resnet34": torchvision.models.ResNet34_Weights}
-        return builder(weights=weights[name].IMAGENET1K_V1)
+        return builder(weights=getattr(torchvision.models, WEIGHTS[name]).IMAGENET1K_V1)
     net = builder(weights=None)
     if pretrained:
         path = Path(pretrained)
@@ -71,8 +93,17 @@ def _resnet(name: str, pretrained: str) -> nn.Module:
     return net
 
 
+def _stem_and_stages(name: str, pretrained: str) -> tuple[nn.Module, list[nn.Module]]:
+    """(stem to stride 2 or 4, the four stages to strides 4, 8, 16, 32) of a torchvision backbone."""
+    net = _torchvision_net(name, pretrained)
+    if name.startswith("resnet"):
+        return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool), [getattr(net, f"layer{i}") for i in range(1, 5)]
+    trunk = net.trunk_output  # RegNet: stem (stride 2) then block1..block4
+    return net.stem, [getattr(trunk, f"block{i}") for i in range(1, 5)]
+
+
 class ImageEncoder(nn.Module):
-    """ResNet stages 1..num_stages -> FPN -> CBAM; returns the finest fused map (stride 4), the one the
+    """Backbone stages 1..num_stages -> FPN -> CBAM; returns the finest fused map (stride 4), the one the
     per-point regions of interest are pooled from."""
 
     stride = 4
@@ -80,9 +111,9 @@ class ImageEncoder(nn.Module):
     def __init__(self, backbone: str = "resnet34", num_stages: int = 4, fpn_channels: int = 256, cbam: bool = True,
                  pretrained: str = ""):
         super().__init__()
-        net = _resnet(backbone, pretrained)
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)  # stride 4
-        self.stages = nn.ModuleList([getattr(net, f"layer{i + 1}") for i in range(num_stages)])  # strides 4, 8, 16, 32
+        stem, stages = _stem_and_stages(backbone, pretrained)
+        self.stem = stem
+        self.stages = nn.ModuleList(stages[:num_stages])  # strides 4, 8, 16, 32
         self.fpn = FeaturePyramidNetwork(list(STAGE_CHANNELS[backbone][:num_stages]), fpn_channels)
         self.attention = CBAM(fpn_channels) if cbam else nn.Identity()
         self.out_channels = fpn_channels

@@ -24,7 +24,7 @@ class RecalibrationNet(nn.Module):
         self.token_proj = nn.Linear(cfg.fpn_channels, d)
         self.token_pos = nn.Parameter(torch.randn(cfg.roi_size * cfg.roi_size, d) * 0.02)  # where in the patch
         self.radar_encoder = RadarEncoder(feature_dim(cfg.features), cfg.radar_mlp, d)
-        self.fusion = CamRadFusion(d, cfg.attn_heads, cfg.num_layers, cfg.dropout)
+        self.fusion = CamRadFusion(d, cfg.attn_heads, cfg.num_layers, cfg.dropout, cfg.attn_window)
         self.heads = RefinementHeads(d, cfg.head_hidden)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -43,9 +43,9 @@ class RecalibrationNet(nn.Module):
         boxes = torch.cat([b_idx.to(c.dtype).unsqueeze(1), c - half, c + half], 1)              # P x 5
         s = self.cfg.roi_size
         patches = roi_align(fmap, boxes, output_size=(s, s), spatial_scale=1.0 / self.image_encoder.stride,
-                            sampling_ratio=2, aligned=True)                                      # P x C x s x s
+                            sampling_ratio=self.cfg.roi_sampling, aligned=True)                                      # P x C x s x s
         tokens = self.token_proj(patches.flatten(2).transpose(1, 2)) + self.token_pos           # P x s*s x D
-        x = self.fusion(x, valid, tokens, b_idx, n_idx)                                         # B x N x D
+        x = self.fusion(x, valid, tokens, b_idx, n_idx, uv)                                     # B x N x D
         conf, disp = self.heads(x)                                                              # B x N, B x N x 2
         return conf * valid, disp * valid.unsqueeze(-1)
 
