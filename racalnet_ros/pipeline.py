@@ -276,13 +276,14 @@ class Pipeline:
         t1 = time.perf_counter()
         times["recalibrate"] = (t1 - t0) * 1e3
 
+        # the prior goes to the aligner's device as a tensor (a network's output never leaves its device)
         prior = None
         if self.prior is not None:
-            prior = self.prior.predict(frame)
+            prior = self.prior.predict_tensor(frame, self.aligner.device)
         elif frame.prior is not None:
             prior = np.asarray(frame.prior, np.float32)
-        if prior is not None and prior.shape != (frame.height, frame.width):
-            raise FrameError(f"prior: {prior.shape} does not match the image's {(frame.height, frame.width)}")
+        if prior is not None and tuple(prior.shape) != (frame.height, frame.width):
+            raise FrameError(f"prior: {tuple(prior.shape)} does not match the image's {(frame.height, frame.width)}")
         t2 = time.perf_counter()
         times["prior"] = (t2 - t1) * 1e3
 

@@ -4,8 +4,7 @@ seams inside smooth surfaces; the torch assignment gives the same clusters as nu
 import numpy as np
 
 from racalnet_ros.metric_depth.align import AlignConfig, align_global, apply_affine
-from racalnet_ros.metric_depth.refine import (RefineConfig, _features, blended_parameters, fit_kmeans, refine_local,
-                                             squared_distances, squared_distances_torch)
+from racalnet_ros.metric_depth.refine import RefineConfig, refine_local
 
 H, W = 120, 160
 
@@ -68,24 +67,6 @@ def test_blended_cluster_parameters_leave_no_seam_on_a_smooth_surface():
     ramp_step = 10.0 / W
     assert jumps[0.0] > 5 * ramp_step  # hard borders: visible seams
     assert jumps[0.5] < 0.15 * jumps[0.0]  # blended: an order of magnitude smaller
-
-
-def test_torch_assignment_gives_the_same_clusters_as_numpy():
-    import torch
-
-    prior, depth, uv, d = two_region_scene()
-    cfg = RefineConfig()
-    feats, valid = _features(depth, cfg.depth_weight)
-    centers, sigma2 = fit_kmeans(feats, valid, depth.shape, cfg)
-    d2_np = squared_distances(feats, centers)
-    d2_t = squared_distances_torch(feats, centers, "cpu")
-    assert (d2_np.argmin(0) == d2_t.argmin(0).numpy()).mean() > 0.9999
-    a, b = np.linspace(0.8, 1.2, len(centers)), np.linspace(-0.01, 0.01, len(centers))
-    da_np, db_np = blended_parameters(d2_np, a, b, sigma2, cfg.blend)
-    da_t, db_t = blended_parameters(d2_t, a, b, sigma2, cfg.blend)
-    assert isinstance(da_t, torch.Tensor)
-    np.testing.assert_allclose(da_np, da_t.numpy(), atol=1e-5)
-    np.testing.assert_allclose(db_np, db_t.numpy(), atol=1e-6)
 
 
 def test_nan_pixels_stay_nan():
