@@ -90,11 +90,14 @@ class Aligner:
         a = self.align_cfg
         times: dict[str, float] = {}
         t0 = time.perf_counter()
-        p = as_tensor(prior, self.device, self.dtype)
-        if p.ndim != 2:
-            raise ValueError(f"prior: expected an H x W map, got shape {tuple(p.shape)}")
+        p_in = as_tensor(prior, self.device)
+        if p_in.ndim != 2:
+            raise ValueError(f"prior: expected an H x W map, got shape {tuple(p_in.shape)}")
+        p_in = p_in if p_in.is_floating_point() else p_in.float()
         uv_t, d, w = anchor_tensors(uv, depth, weights, self.device)
-        fit = fit_global(sample_prior(p, uv_t), d, w, a, previous=self.previous)
+        x = sample_prior(p_in, uv_t)  # anchors read the prior at its own precision, not the fp16 copy
+        p = p_in.to(self.dtype)
+        fit = fit_global(x, d, w, a, previous=self.previous)
         known_ok = host_value(fit.ok)
         if known_ok is False:  # CPU: nothing to align; on CUDA the NaN map below comes out of the same stages
             z = torch.full_like(p, float("nan"))
@@ -105,8 +108,9 @@ class Aligner:
         t = self._lap(times, "align", t0)
         maps = None
         if self.refine_cfg.enabled and known_ok is not False:
+            z_at = affine_inverse_depth(x, fit.scale, fit.shift, a.min_depth, a.max_depth)  # float64 at anchors
             z, maps = refine_inverse_depth(z, uv_t, 1.0 / d, w * fit.inliers, self.refine_cfg, a.min_depth,
-                                           a.max_depth, apply=self._apply)
+                                           a.max_depth, apply=self._apply, z_at=z_at)
             t = self._lap(times, "refine", t)
         dmap = 1.0 / z
         if self.smooth_cfg.enabled and known_ok is not False:

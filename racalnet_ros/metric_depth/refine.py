@@ -220,13 +220,15 @@ def blended_parameters(d2: torch.Tensor, theta: torch.Tensor, sigma2: torch.Tens
 
 
 def cluster_maps(z: torch.Tensor, uv: torch.Tensor, y: torch.Tensor, w: torch.Tensor, centers: torch.Tensor,
-                 lo: torch.Tensor, c: torch.Tensor, cfg: RefineConfig) -> ClusterMaps:
+                 lo: torch.Tensor, c: torch.Tensor, cfg: RefineConfig, z_at: Optional[torch.Tensor] = None
+                 ) -> ClusterMaps:
     """Eq. 14: every anchor (uv N x 2, metric inverse depth y, weight w; float64) joins the cluster of its pixel's
     features; per cluster with >= min_anchors anchors of positive weight, z' = a z + b by weighted least squares
     regularised towards the identity (the Eq. 11 solver on (z, y - z)); a <= 0 or a singular system keep the
-    global fit."""
+    global fit. z_at: the anchors' aligned inverse depth in float64 when the caller has it (else read off z)."""
     h, wd = z.shape
-    z_at = sample_prior(z, uv)  # float64, NaN outside the image or on an invalid pixel
+    # float64, NaN outside the image or on an invalid pixel
+    z_at = sample_prior(z, uv) if z_at is None else torch.where(torch.isfinite(sample_prior(z, uv)), z_at, float("nan"))
     ok = torch.isfinite(z_at) & torch.isfinite(y) & (w > 0)
     cols, rows = torch.round(uv[:, 0]), torch.round(uv[:, 1])
     fa = torch.stack([cols / wd, rows / h, _log_depth_feature(z_at, lo, c).double()], 1).to(centers.dtype)
@@ -256,7 +258,7 @@ class Clusters:
 
 
 def fit_clusters(z: torch.Tensor, uv: torch.Tensor, y: torch.Tensor, w: torch.Tensor, cfg: RefineConfig,
-                 return_labels: bool = False) -> Clusters:
+                 return_labels: bool = False, z_at: Optional[torch.Tensor] = None) -> Clusters:
     """Eq. 13-14 up to the per-cluster maps: K-means on a regular-grid subsample of ~sample_size pixels of the
     aligned inverse depth z (invalid pixels weigh 0), then the anchors' local affine maps."""
     h, wd = z.shape
@@ -269,7 +271,7 @@ def fit_clusters(z: torch.Tensor, uv: torch.Tensor, y: torch.Tensor, w: torch.Te
                           _log_depth_feature(zg, lo, c)], -1).reshape(-1, 3)
     k = min(cfg.n_clusters, len(sample))
     centers, sigma2 = kmeans(sample, torch.isfinite(zg).reshape(-1).to(lo.dtype), k, cfg.seed)
-    maps = cluster_maps(z, uv, y, w, centers, lo, c, cfg)
+    maps = cluster_maps(z, uv, y, w, centers, lo, c, cfg, z_at)
     enough = n_valid >= cfg.n_clusters  # fewer valid pixels than clusters: keep the global alignment
     if return_labels:
         u1, v1 = pixel_coordinates(h, wd, 1, dev, lo.dtype)
@@ -299,12 +301,12 @@ def apply_clusters(z: torch.Tensor, centers: torch.Tensor, sigma2: torch.Tensor,
 
 def refine_inverse_depth(z: torch.Tensor, uv: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
                          cfg: RefineConfig, min_depth: float, max_depth: float, return_labels: bool = False,
-                         apply=apply_clusters) -> tuple[torch.Tensor, ClusterMaps]:
+                         apply=apply_clusters, z_at: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, ClusterMaps]:
     """Eq. 13-14 on the globally aligned inverse depth z (H x W, compute dtype, NaN = invalid) with anchors (uv
     N x 2, metric inverse depth y, weights w; float64, same device). Returns the refined inverse depth, clamped to
     [1/max_depth, 1/min_depth], and the per-cluster maps. Nothing is read back on CUDA. `apply`: apply_clusters or
-    its compiled form."""
-    cl = fit_clusters(z, uv, y, w, cfg, return_labels)
+    its compiled form. z_at: the anchors' aligned inverse depth in float64 (optional, see cluster_maps)."""
+    cl = fit_clusters(z, uv, y, w, cfg, return_labels, z_at)
     if host_value(cl.enough) is False or host_value(cl.maps.local.any()) is False:
         return z, cl.maps  # known on the host for free (CPU): nothing to refine, the same result as below
     return apply(z, cl.centers, cl.sigma2, cl.lo, cl.c, cl.maps.theta, cl.enough, int(cfg.stride), float(cfg.blend),
