@@ -126,10 +126,18 @@ def _kmeans_uniforms(seed: int, n: int, device: torch.device) -> torch.Tensor:
     return torch.rand(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(device)
 
 
-def kmeans(x: torch.Tensor, w: torch.Tensor, k: int, seed: int = 0, max_iter: int = 50
+def nearest(d2: torch.Tensor) -> torch.Tensor:
+    """K x M float one-hot of the nearest of K centres for each of M samples (d2: K x M distances), shared equally
+    on an exact tie. Built from amin and a comparison into a float tensor: on CPU, torch's argmin / min(0).indices
+    over the leading dim and boolean maps are 10-50x slower than these."""
+    hit = torch.le(d2, d2.amin(0, keepdim=True), out=torch.empty_like(d2))
+    return hit.div_(hit.sum(0, keepdim=True))
+
+
+def kmeans(x: torch.Tensor, w: torch.Tensor, k: int, seed: int = 0, max_iter: int = 20
            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted K-means on M x 3 float32 samples x with weights w (0 = ignore): greedy k-means++ seeding (as
-    scikit-learn: 2 + log k candidates per centre, the one that lowers the potential most) and Lloyd iterations.
+    """Weighted K-means on M x 3 samples x with weights w (0 = ignore): greedy k-means++ seeding (as scikit-learn:
+    2 + log k candidates per centre, the one that lowers the potential most) and at most max_iter Lloyd iterations.
     Returns (k x 3 centroids, mean squared distance of the samples to their centroid = sigma^2 of Eq. 13's soft
     memberships).
 
@@ -137,16 +145,20 @@ def kmeans(x: torch.Tensor, w: torch.Tensor, k: int, seed: int = 0, max_iter: in
     copying it to the host and the centroids back would be a round trip per frame (and sklearn's per-call checks
     cost more than the 2,048-point fit itself). Same algorithm; the random stream differs from sklearn's, so the
     centroids are not bit-identical to the earlier sklearn ones (test_refine compares the inertia). Lloyd stops at
-    an exact fixed point (labels unchanged, so further iterations would not change anything): checked each
-    iteration on CPU, where it is free; on CUDA all max_iter iterations run without reading anything back, which
-    gives the same centroids."""
+    an exact fixed point (labels unchanged: further iterations would change nothing), checked on CPU where it is
+    free; on CUDA all max_iter iterations run without reading anything back, which gives the same centroids.
+    max_iter 20: scikit-learn's tolerance (1e-4) stopped the earlier fits after about 10-20 iterations; the exact
+    fixed point takes 12-45 on our frames, and its last iterations move single samples."""
     m = len(x)
     trials = 2 + int(math.log(k))
     u = _kmeans_uniforms(seed, 1 + (k - 1) * trials, x.device)
     wsum = w.sum()
+    xx = x.square().sum(1)  # |x|^2
+    x1t = torch.cat([x, torch.ones_like(x[:, :1])], 1).T.contiguous()  # 4 x M
 
-    def sqdist(c: torch.Tensor) -> torch.Tensor:  # (C x 3) -> C x M
-        return (x.unsqueeze(0) - c.unsqueeze(1)).square().sum(-1)
+    def sqdist(c: torch.Tensor, exact: bool = True) -> torch.Tensor:  # (C x 3) -> C x M, one matrix product
+        d = torch.cat([-2.0 * c, c.square().sum(1, keepdim=True)], 1) @ x1t  # |c|^2 - 2 c.x
+        return (d + xx).clamp_(min=0.0) if exact else d  # |x|^2 does not change which centre is nearest
 
     first = torch.searchsorted(torch.cumsum(w.double(), 0), (u[:1] * wsum).double()).clamp(max=m - 1)
     centers = [x[first]]
@@ -161,33 +173,32 @@ def kmeans(x: torch.Tensor, w: torch.Tensor, k: int, seed: int = 0, max_iter: in
         centers.append(x[cand[best]].unsqueeze(0))
     centers = torch.cat(centers)
     xw1 = torch.cat([x * w.unsqueeze(1), w.unsqueeze(1)], 1)  # M x 4
-    ids = torch.arange(k, device=x.device)
-    labels = None
+    member = None
     for _ in range(max_iter):
-        new = torch.argmin(sqdist(centers), 0)
-        if labels is not None and x.device.type == "cpu" and torch.equal(new, labels):
+        new = nearest(sqdist(centers, exact=False))
+        if member is not None and x.device.type == "cpu" and torch.equal(new, member):
             break
-        labels = new
-        sums = (labels.unsqueeze(0) == ids.unsqueeze(1)).to(xw1.dtype) @ xw1  # k x 4
-        centers = torch.where(sums[:, 3:] > 0, sums[:, :3] / sums[:, 3:], centers)  # an empty cluster stays
+        member = new
+        sums = member @ xw1  # k x 4: weighted sums and weights per cluster
+        n = sums[:, 3:]
+        centers = torch.where(n > 0, sums[:, :3] / n, centers)  # an empty cluster keeps its centre
     sigma2 = (w * sqdist(centers).amin(0)).sum() / wsum
     return centers, sigma2.clamp(min=1e-12)
 
 
-def _depth_feature_scale(z: torch.Tensor, weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _depth_feature_scale(z: torch.Tensor, weight: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Third feature of Eq. 13 from the aligned inverse depth z: f = (log D - lo) * c with D = 1/z, lo/hi the log
-    depth range of the valid pixels, c = weight / (hi - lo) (1 when the range is < 1e-6). Returns (lo, c, valid
-    pixel count), 0-d tensors on the device (feature dtype; the count float64)."""
+    depth range of the valid pixels, c = weight / (hi - lo) (1 when the range is < 1e-6). Returns (lo, c), 0-d
+    tensors on the device (feature dtype)."""
     fdt = feature_dtype(z)
     # float ops only on the full-resolution map (torch's boolean maps are slow on CPU, see smooth._valid)
     zmin = torch.nan_to_num(z, nan=float("inf")).amin().to(fdt)
     zmax = torch.nan_to_num(z, nan=float("-inf")).amax().to(fdt)
-    n_valid = torch.nan_to_num(z * 0.0 + 1.0, nan=0.0).sum(dtype=torch.float64)
     anyv = torch.isfinite(zmin)
     lo = torch.where(anyv, -torch.log(zmax), 0.0)
     span = torch.where(anyv, torch.log(zmax) - torch.log(zmin), 1.0)
     span = torch.where(span > 1e-6, span, 1.0)
-    return lo, weight / span, n_valid
+    return lo, weight / span
 
 
 def _log_depth_feature(z: torch.Tensor, lo: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -210,10 +221,12 @@ def blended_parameters(d2: torch.Tensor, theta: torch.Tensor, sigma2: torch.Tens
     blend = 0 or K = 1. In d2's dtype, never float16 (see feature_dtype)."""
     t = theta.to(d2.dtype)
     if blend <= 0 or len(t) == 1:
-        return t[torch.argmin(d2, 0)].movedim(-1, 0)
+        return t[d2.min(0).indices].movedim(-1, 0)
     d2 -= d2.amin(0, keepdim=True)
     d2 *= -1.0 / (2.0 * blend * sigma2)
-    w = d2.exp_().flatten(1)  # K x P
+    # exp(-80) < 2e-35 next to the nearest cluster's exp(0) = 1: clamping changes no weight measurably and keeps
+    # torch's vectorised exp off its ~15x slower path for arguments below about -88 (most of them here)
+    w = d2.clamp_(min=-80.0).exp_().flatten(1)  # K x P
     coef = torch.cat([torch.ones_like(t[:, :1]), t], 1).T  # 3 x K: normaliser, a - 1, b
     acc = coef @ w
     return (acc[1:] / acc[:1]).reshape(2, *d2.shape[1:])
@@ -247,7 +260,7 @@ def cluster_maps(z: torch.Tensor, uv: torch.Tensor, y: torch.Tensor, w: torch.Te
 class Clusters:
     """The K-means of one frame (Eq. 13) and its per-cluster maps (Eq. 14), on the device: centers K x 3,
     sigma2 (0-d), lo / c (the log-depth feature's offset and scale), enough (0-d bool: at least n_clusters valid
-    pixels), maps."""
+    pixels in the K-means sample), maps."""
 
     centers: torch.Tensor
     sigma2: torch.Tensor
@@ -263,19 +276,20 @@ def fit_clusters(z: torch.Tensor, uv: torch.Tensor, y: torch.Tensor, w: torch.Te
     aligned inverse depth z (invalid pixels weigh 0), then the anchors' local affine maps."""
     h, wd = z.shape
     dev = z.device
-    lo, c, n_valid = _depth_feature_scale(z, cfg.depth_weight)
+    lo, c = _depth_feature_scale(z, cfg.depth_weight)
     g = max(1, int(np.sqrt(h * wd / cfg.sample_size)))
     ug, vg = pixel_coordinates(h, wd, g, dev, lo.dtype)
     zg = z[g // 2::g, g // 2::g]
     sample = torch.stack([ug.expand(len(vg), -1), vg.unsqueeze(1).expand(-1, len(ug)),
                           _log_depth_feature(zg, lo, c)], -1).reshape(-1, 3)
     k = min(cfg.n_clusters, len(sample))
-    centers, sigma2 = kmeans(sample, torch.isfinite(zg).reshape(-1).to(lo.dtype), k, cfg.seed)
+    valid = torch.isfinite(zg).reshape(-1).to(lo.dtype)
+    centers, sigma2 = kmeans(sample, valid, k, cfg.seed)
     maps = cluster_maps(z, uv, y, w, centers, lo, c, cfg, z_at)
-    enough = n_valid >= cfg.n_clusters  # fewer valid pixels than clusters: keep the global alignment
+    enough = valid.sum() >= cfg.n_clusters  # fewer valid samples than clusters: keep the global alignment
     if return_labels:
         u1, v1 = pixel_coordinates(h, wd, 1, dev, lo.dtype)
-        lab = torch.argmin(_sqdist_maps(u1, v1, _log_depth_feature(z, lo, c), centers), 0)
+        lab = _sqdist_maps(u1, v1, _log_depth_feature(z, lo, c), centers).min(0).indices
         maps.labels = torch.where(torch.isfinite(z) & enough, lab, -1)
     return Clusters(centers, sigma2, lo, c, enough, maps)
 

@@ -17,11 +17,10 @@ single-channel 3- or 11-tap kernel):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
-
 import functools
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -47,27 +46,6 @@ class SmoothConfig:
         return self
 
 
-@functools.lru_cache(maxsize=32)
-def _replicate_index(n: int, r: int, device: torch.device) -> torch.Tensor:
-    """Indices -r .. n-1+r clamped into 0 .. n-1: gathering with them pads by r with the edge value
-    (BORDER_REPLICATE)."""
-    return torch.arange(-r, n + r, device=device).clamp_(0, n - 1)
-
-
-def _pad(x: torch.Tensor, r: int, dim: int, value: Optional[float] = None) -> torch.Tensor:
-    """x padded by r on both sides of dim (-1 or -2): the border value replicated (BORDER_REPLICATE), or `value`."""
-    n = x.shape[dim]
-    if value is None:
-        lo, hi = x.narrow(dim, 0, 1), x.narrow(dim, n - 1, 1)
-        size = list(x.shape)
-        size[dim] = r
-        return torch.cat([lo.expand(size), x, hi.expand(size)], dim)
-    size = list(x.shape)
-    size[dim] = r
-    fill = x.new_full(size, value)
-    return torch.cat([fill, x, fill], dim)
-
-
 @functools.lru_cache(maxsize=8)
 def gaussian_taps(sigma: float) -> tuple[float, ...]:
     """The normalised 1-D Gaussian of OpenCV's GaussianBlur for this sigma: 2 ceil(3 sigma) + 1 taps."""
@@ -76,72 +54,119 @@ def gaussian_taps(sigma: float) -> tuple[float, ...]:
     return tuple(v / sum(k) for v in k)
 
 
-def _filter(x: torch.Tensor, taps: tuple[float, ...], dim: int) -> torch.Tensor:
-    """Correlate x with the 1-D taps along dim (-1 columns, -2 rows), replicated border."""
+@functools.lru_cache(maxsize=64)
+def _replicate_matrix(n: int, taps: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """n x n matrix M with (x @ M)[j] = sum_i taps[i] x[clamp(j + i - r, 0, n - 1)]: the 1-D correlation with a
+    replicated border, as a matrix (used for the border outputs, or for a whole short axis)."""
     r = len(taps) // 2
-    p = _pad(x, r, dim)
+    m = torch.zeros(n, n, dtype=torch.float64)
+    for j in range(n):
+        for i, t in enumerate(taps):
+            m[min(max(j + i - r, 0), n - 1), j] += t
+    return m.to(device, dtype)
+
+
+def correlate(x: torch.Tensor, taps: tuple[float, ...], dim: int) -> torch.Tensor:
+    """Correlate x with the 1-D taps along dim (-1: along rows, u; -2: along columns, v) with a replicated border
+    (OpenCV's BORDER_REPLICATE). Interior outputs are a sum of shifted slices (no padded copy; zero taps skipped);
+    the r outputs at each end come from a small matrix product. Along rows the shifts run over the flattened map
+    (contiguous, so vectorised): an interior output never reaches past its row, and the border outputs, which
+    would, are overwritten."""
+    r = len(taps) // 2
     n = x.shape[dim]
-    out = p.narrow(dim, 0, n) * taps[0]
-    for i in range(1, len(taps)):
-        out.add_(p.narrow(dim, i, n), alpha=taps[i])
+    if n <= 4 * r + 2:  # short axis: the whole correlation as one matrix
+        m = _replicate_matrix(n, taps, x.device, x.dtype)
+        return x @ m if dim == -1 else (x.transpose(-1, -2) @ m).transpose(-1, -2).contiguous()
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    if dim == -1:
+        src, dst, span = x.reshape(-1), out.reshape(-1), x.numel() - 2 * r
+        inner = dst.narrow(0, r, span)
+    else:
+        src, dst, span = x, out, n - 2 * r
+        inner = dst.narrow(dim, r, span)
+    axis = 0 if dim == -1 else dim
+    first = True
+    for i, t in enumerate(taps):
+        if t == 0.0:
+            continue
+        if first:
+            torch.mul(src.narrow(axis, i, span), t, out=inner)
+            first = False
+        else:
+            inner.add_(src.narrow(axis, i, span), alpha=t)
+    m = _replicate_matrix(3 * r + 1, taps, x.device, x.dtype)
+    lo, hi = m[:, :r], m[:, -r:]  # the first / last r outputs of a (3r + 1)-long axis: the borders' outputs
+    head, tail = x.narrow(dim, 0, 3 * r + 1), x.narrow(dim, n - 3 * r - 1, 3 * r + 1)
+    if dim == -1:
+        out.narrow(dim, 0, r).copy_(head @ lo)
+        out.narrow(dim, n - r, r).copy_(tail @ hi)
+    else:
+        out.narrow(dim, 0, r).copy_(lo.T @ head)
+        out.narrow(dim, n - r, r).copy_(hi.T @ tail)
     return out
 
 
 def _running_max(x: torch.Tensor, g: int, dim: int) -> torch.Tensor:
-    """Maximum over the window [i - g, i + g] along dim (outside the map counts as 0), by doubling windows:
-    log2(2g + 1) + 1 maxima instead of 2g."""
-    n, size = x.shape[dim], 2 * g + 1
-    cur, width = _pad(x, g, dim, 0.0), 1  # window [i, i + width) over the padded axis
-    while 2 * width <= size:
-        m = cur.shape[dim]
-        cur, width = torch.maximum(cur.narrow(dim, 0, m - width), cur.narrow(dim, width, m - width)), 2 * width
-    if width < size:  # two overlapping windows of `width` cover `size`
-        m = cur.shape[dim]
-        cur = torch.maximum(cur.narrow(dim, 0, m - (size - width)), cur.narrow(dim, size - width, m - (size - width)))
-    return cur.narrow(dim, 0, n)
+    """Maximum over the window [i - g, i + g] along dim (outside the map ignored, as cv2.dilate's default
+    border): 2g maxima of shifted views written into one copy of x (along rows over the flattened map, like
+    `correlate`, with the g border columns on each side recomputed within their row)."""
+    n = x.shape[dim]
+    g = min(g, n - 1)
+    x = x.contiguous()
+    out = x.clone()
+    flat = dim == -1 and n > 3 * g + 1
+    src, dst, axis = (x.reshape(-1), out.reshape(-1), 0) if flat else (x, out, dim)
+    m = src.shape[axis]
+    for i in range(1, g + 1):
+        a, b = dst.narrow(axis, i, m - i), dst.narrow(axis, 0, m - i)
+        torch.maximum(a, src.narrow(axis, 0, m - i), out=a)
+        torch.maximum(b, src.narrow(axis, i, m - i), out=b)
+    if flat:  # the first / last g columns of every row took values of the neighbouring row: redo them in-row
+        out.narrow(dim, 0, g).copy_(_running_max(x.narrow(dim, 0, 2 * g + 1), g, dim).narrow(dim, 0, g))
+        out.narrow(dim, n - g, g).copy_(_running_max(x.narrow(dim, n - 2 * g - 1, 2 * g + 1), g, dim)
+                                        .narrow(dim, g + 1, g))
+    return out
 
 
-def _valid(depth: torch.Tensor) -> torch.Tensor:
-    """1.0 where the depth is positive (and not NaN), else 0.0, float arithmetic only (on CPU, torch's boolean
-    maps and torch.where are 5-20x slower than float ops of the same size)."""
-    return torch.nan_to_num(torch.sign(depth).clamp_(min=0.0), nan=0.0)
+def _valid_depth(depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d, valid): the depth with 0 where it is NaN or not positive, and 1.0 / 0.0 for valid pixels -- float ops
+    only (on CPU, torch's boolean maps and torch.where are 5-20x slower than float ops of the same size)."""
+    d = torch.nan_to_num(depth.clamp(min=0.0), nan=0.0, posinf=0.0)
+    return d, torch.gt(d, 0.0, out=torch.empty_like(d))
 
 
 def _edges(d: torch.Tensor, valid: torch.Tensor, edge_threshold: float) -> torch.Tensor:
     """1.0 where |grad D|^2 > (threshold D)^2 (3 x 3 Sobel of d = the depth with 0 at invalid pixels) or the
     pixel is invalid, else 0.0. In float16 a gradient above 256 overflows to inf, which is an edge, as it must
     be for any threshold below 2.56 at 100 m."""
-    p = _pad(_pad(d, 1, -1), 1, -2)  # (H + 2) x (W + 2)
-    dx = p[:, 2:] - p[:, :-2]  # (H + 2) x W: central difference along u
-    gx = torch.add(dx[:-2], dx[2:]).add_(dx[1:-1], alpha=2.0)  # smoothed [1, 2, 1] along v
-    dy = p[2:] - p[:-2]
-    gy = torch.add(dy[:, :-2], dy[:, 2:]).add_(dy[:, 1:-1], alpha=2.0)
-    g2 = torch.addcmul(gx * gx, gy, gy)
+    gx = correlate(correlate(d, (-1.0, 0.0, 1.0), -1), (1.0, 2.0, 1.0), -2)
+    gy = correlate(correlate(d, (-1.0, 0.0, 1.0), -2), (1.0, 2.0, 1.0), -1)
+    g2 = torch.addcmul(gx.square_(), gy, gy)
     t = d * edge_threshold
-    flat = torch.ge(t * t, g2, out=torch.empty_like(d))  # 1 where not an edge (a float out: fast, see _valid)
-    return 1.0 - flat * valid
+    flat = torch.ge(t.square_(), g2, out=g2)  # 1 where not an edge (a float out: fast, see _valid_depth)
+    return torch.mul(flat, valid, out=flat).neg_().add_(1.0)
 
 
 def edge_map(depth: torch.Tensor, edge_threshold: float) -> torch.Tensor:
     """H x W bool tensor: True where the 3 x 3 Sobel relative depth gradient |grad D| / D exceeds the threshold
     (NaN / non-positive pixels count as edges)."""
-    valid = _valid(depth)
-    return _edges(torch.nan_to_num(depth, nan=0.0) * valid, valid, edge_threshold) > 0.5
+    d, valid = _valid_depth(depth)
+    return _edges(d, valid, edge_threshold) > 0.5
 
 
 def smooth_depth(depth: torch.Tensor, cfg: SmoothConfig) -> torch.Tensor:
     """Edge-aware smoothing of an H x W depth tensor (metres, NaN = invalid) in its dtype on its device: a Gaussian
     as a normalised convolution over non-edge pixels, edges (dilated by half the Gaussian support) and NaN kept."""
     taps = gaussian_taps(float(cfg.sigma))
-    radius = len(taps) // 2
-    valid = _valid(depth)
-    d = torch.nan_to_num(depth, nan=0.0) * valid
-    wide = _running_max(_running_max(_edges(d, valid, cfg.edge_threshold), max(1, (radius + 1) // 2), -1),
-                        max(1, (radius + 1) // 2), -2)
-    keep = 1.0 - wide  # the mask M of the normalised convolution
-    num, den = _filter(_filter(torch.stack([d * keep, keep]), taps, -1), taps, -2).unbind(0)
-    use = keep * torch.ge(den, 1e-6, out=torch.empty_like(den))  # 1: smoothed value; 0 (edge, NaN, empty window): the input
-    return torch.lerp(depth, num / den.clamp(min=1e-6), use)  # depth + use (smoothed - depth); NaN stays NaN
+    grow = max(1, (len(taps) // 2 + 1) // 2)
+    d, valid = _valid_depth(depth)
+    wide = _running_max(_running_max(_edges(d, valid, cfg.edge_threshold), grow, -1), grow, -2)
+    keep = wide.neg_().add_(1.0)  # the mask M of the normalised convolution
+    stack = torch.stack([d.mul_(keep), keep])  # 2 x H x W: (D M, M)
+    num, den = correlate(correlate(stack, taps, -1), taps, -2).unbind(0)
+    use = torch.ge(den, 1e-6, out=torch.empty_like(den)).mul_(keep)  # 1: smoothed; 0: edge, NaN, empty window
+    return torch.lerp(depth, num.div_(den.clamp_(min=1e-6)), use)  # depth + use (smoothed - depth); NaN stays NaN
 
 
 def edge_mask(depth, edge_threshold: float):
