@@ -40,7 +40,6 @@ setup(
         "numpy>=1.24",
         "scipy>=1.10",
         "opencv-python-headless>=4.8",
-        "scikit-learn>=1.3",
         "torch>=2.1",
         "torchvision>=0.16",
         "safetensors>=0.4",
@@ -54,7 +53,8 @@ setup(
     ],
     extras_require={
         "ros": ROS_WHEELS,
-        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "pytest-timeout>=2.2", "colcon-common-extensions>=0.3"],
+        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "pytest-timeout>=2.2", "colcon-common-extensions>=0.3",
+                 "scikit-learn>=1.3"],  # the K-means reference of test/test_refine.py
     },
     zip_safe=True,
     maintainer="racalnet_ros developers",

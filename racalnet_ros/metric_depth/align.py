@@ -30,6 +30,15 @@ Guards (each sets a flag in `GlobalFit.fallbacks`; never silent garbage):
                       scale only as above;
   "nonpositive_scale" the affine fit has s <= 0 (an inverted depth ordering) -> scale only as above;
   "scale_only_failed" the median ratio is itself non-positive (prior <= 0 at the anchors) -> previous fit or no fit.
+
+Per-anchor weights (optional, default all ones = the above exactly): Eq. 11 becomes a weighted least squares,
+sum w_i (s x_i + b - y_i)^2 + lam W (s^2 mean_w(x^2) + b^2) with W = sum w_i (so only relative weights matter), E
+a weighted mean and the scale-only fallback a weighted median; an anchor of weight 0 is ignored (not valid, not
+counted towards min_anchors). This lets a caller use the recalibration network's confidence as a weight instead
+of a hard threshold.
+
+Implementation: torch on the prior's device, anchors in float64. The search is branch-free (every guard and every
+"break" is a mask), so on CUDA nothing is read back until the caller reads the result (`DeviceFit.to_host`).
 """
 
 from __future__ import annotations
@@ -293,6 +302,7 @@ def anchor_tensors(uv, depth, weights, device: torch.device) -> tuple[torch.Tens
     return uv, d, w
 
 
+@torch.inference_mode()
 def align_global(prior, uv, depth, config: Optional[AlignConfig] = None,
                  previous: Optional[tuple[float, float]] = None, weights=None) -> GlobalFit:
     """Fit inverse depth = s * prior + b to the anchors (Eq. 11) with the threshold search (Eq. 12) and guards, on

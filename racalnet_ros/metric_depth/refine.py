@@ -6,13 +6,15 @@ Eq. 13, our reading: every valid pixel p gets the feature
 
 (normalised pixel coordinates and log aligned depth, D_min/D_max over the frame's valid pixels), and K-means groups
 the pixels into `n_clusters` regions. K-means is *fit* on a regular-grid subsample of about `sample_size` pixels
-(scikit-learn, fixed seed) and every pixel is then *assigned* to the nearest centroid (numpy; torch on CUDA, which
-computes the same distances, so the clusters are the same).
+(`kmeans`: torch on the frame's device, greedy k-means++ with a fixed seed, as scikit-learn's) and every pixel is
+then *assigned* by its distances to the centroids. Everything runs in torch on one device (cpu or cuda) and reads
+nothing back; the first two features are separable (a row and a column), so they are never built as maps.
 
 Eq. 14: inside cluster c, the anchors (the global fit's inliers) that fall in it give a local affine map of the
 aligned inverse depth z = 1 / D,  z' = a_c z + b_c, by least squares regularised towards the identity
-(lam * n * ((a - 1)^2 mean(z^2) + b^2), same dimensionless lam as Eq. 11). Clusters with fewer than `min_anchors`
-anchors, or whose fit would have a_c <= 0, keep the global alignment (a = 1, b = 0).
+(lam * n * ((a - 1)^2 mean(z^2) + b^2), same dimensionless lam as Eq. 11, and the same solver, batched over the
+clusters; optional per-anchor weights as in Eq. 11). Clusters with fewer than `min_anchors` anchors of positive
+weight, or whose fit would have a_c <= 0, keep the global alignment (a = 1, b = 0).
 
 Seams: a hard assignment would switch (a_c, b_c) abruptly at cluster borders that cross smooth surfaces. We blend
 the per-cluster parameters with soft K-means memberships in the same feature space,
@@ -22,7 +24,7 @@ discontinuities stay where the image has them), across a border inside a smooth 
 blend = 0 gives the hard assignment.
 
 Speed: the memberships and blended parameters (the per-pixel work, K exponentials per pixel) are computed on every
-`stride`-th pixel and the two parameter maps (a(p) - 1, b(p)) are upsampled bilinearly (OpenCV) before they are
+`stride`-th pixel and the two parameter maps (a(p) - 1, b(p)) are upsampled bilinearly (torch) before they are
 applied to every pixel's own depth. The depth itself is never resampled, so depth edges stay where they are; the
 parameters, which vary smoothly inside a surface, change over about `stride` pixels across an edge instead of
 one. stride = 1 is the exact per-pixel computation.
@@ -327,6 +329,7 @@ def refine_inverse_depth(z: torch.Tensor, uv: torch.Tensor, y: torch.Tensor, w: 
                  float(min_depth), float(max_depth)), cl.maps
 
 
+@torch.inference_mode()
 def refine_local(depth, uv, anchor_depth, config: Optional[RefineConfig] = None, min_depth: float = 1.0,
                  max_depth: float = 100.0, device: str = "cpu", return_labels: bool = True,
                  weights=None) -> LocalRefinement:

@@ -177,6 +177,7 @@ def edge_mask(depth, edge_threshold: float):
     return edge_map(as_tensor(np.asarray(depth, np.float32)), edge_threshold).numpy()
 
 
+@torch.inference_mode()
 def smooth_edge_aware(depth, config: Optional[SmoothConfig] = None):
     """Gaussian-smooth H x W depth (metres, NaN = invalid) outside edges; NaN preserved. numpy in -> float32 numpy
     out; a tensor in -> a tensor of its dtype on its device."""
