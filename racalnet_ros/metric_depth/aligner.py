@@ -11,6 +11,7 @@ once at the end (`AlignmentOutput` holds numpy). Precision: per-pixel maps in fl
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -23,6 +24,8 @@ from .align import AlignConfig, GlobalFit, affine_inverse_depth, anchor_tensors,
 from .refine import RefineConfig, apply_clusters, refine_inverse_depth
 from .smooth import SmoothConfig, smooth_depth
 from .tensors import as_tensor, host_value, synchronize
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +41,24 @@ class AlignmentOutput:
     n_local: int = 0
     fallbacks: list[str] = field(default_factory=list)
     times_ms: dict[str, float] = field(default_factory=dict)
+
+
+def _or_eager(compiled, eager):
+    """`compiled`, falling back to `eager` for good (with one warning) when compiling fails: align.compile is
+    optional, and a robot without a C++ compiler (or an unsupported torch) must still get its depth."""
+    state = {"fn": compiled}
+
+    def call(*args, **kwargs):
+        if state["fn"] is compiled:
+            try:
+                return compiled(*args, **kwargs)
+            except Exception as exc:  # torch.compile raises many types (backend, dynamo, compiler not found)
+                log.warning("align.compile: torch.compile failed (%s: %s); running the stages eagerly",
+                            type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+                state["fn"] = eager
+        return eager(*args, **kwargs)
+
+    return call
 
 
 class Aligner:
@@ -63,8 +84,8 @@ class Aligner:
             # optional, never required: the per-pixel stages have fixed shapes per image size, so they compile
             # once; on CUDA "reduce-overhead" replays them as CUDA graphs (launch overhead is their cost there)
             mode = "reduce-overhead" if cuda else None
-            self._apply = torch.compile(apply_clusters, dynamic=False, mode=mode)
-            self._smooth = torch.compile(smooth_depth, dynamic=False, mode=mode)
+            self._apply = _or_eager(torch.compile(apply_clusters, dynamic=False, mode=mode), apply_clusters)
+            self._smooth = _or_eager(torch.compile(smooth_depth, dynamic=False, mode=mode), smooth_depth)
 
     @classmethod
     def baseline(cls, min_depth: float = 1.0, max_depth: float = 100.0, device: str = "cpu") -> "Aligner":

@@ -57,13 +57,15 @@ def gaussian_taps(sigma: float) -> tuple[float, ...]:
 @functools.lru_cache(maxsize=64)
 def _replicate_matrix(n: int, taps: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """n x n matrix M with (x @ M)[j] = sum_i taps[i] x[clamp(j + i - r, 0, n - 1)]: the 1-D correlation with a
-    replicated border, as a matrix (used for the border outputs, or for a whole short axis)."""
+    replicated border, as a matrix (used for the border outputs, or for a whole short axis). Built with one
+    index_put_ (a Python loop here would be traced op by op under torch.compile)."""
     r = len(taps) // 2
-    m = torch.zeros(n, n, dtype=torch.float64)
-    for j in range(n):
-        for i, t in enumerate(taps):
-            m[min(max(j + i - r, 0), n - 1), j] += t
-    return m.to(device, dtype)
+    src = [min(max(j + i - r, 0), n - 1) for j in range(n) for i in range(len(taps))]
+    dst = [j for j in range(n) for _ in taps]
+    m = torch.zeros(n, n, dtype=torch.float64, device=device)
+    m.index_put_((torch.tensor(src, device=device), torch.tensor(dst, device=device)),
+                 torch.tensor(list(taps) * n, dtype=torch.float64, device=device), accumulate=True)
+    return m.to(dtype)
 
 
 def correlate(x: torch.Tensor, taps: tuple[float, ...], dim: int) -> torch.Tensor:
@@ -91,7 +93,10 @@ def correlate(x: torch.Tensor, taps: tuple[float, ...], dim: int) -> torch.Tenso
         if t == 0.0:
             continue
         if first:
-            torch.mul(src.narrow(axis, i, span), t, out=inner)
+            if torch.compiler.is_compiling():  # dynamo refuses a non-contiguous out=; eager saves a pass with it
+                inner.copy_(src.narrow(axis, i, span)).mul_(t)
+            else:
+                torch.mul(src.narrow(axis, i, span), t, out=inner)
             first = False
         else:
             inner.add_(src.narrow(axis, i, span), alpha=t)
@@ -120,8 +125,8 @@ def _running_max(x: torch.Tensor, g: int, dim: int) -> torch.Tensor:
     m = src.shape[axis]
     for i in range(1, g + 1):
         a, b = dst.narrow(axis, i, m - i), dst.narrow(axis, 0, m - i)
-        torch.maximum(a, src.narrow(axis, 0, m - i), out=a)
-        torch.maximum(b, src.narrow(axis, i, m - i), out=b)
+        a.clamp_(min=src.narrow(axis, 0, m - i))  # in-place maximum
+        b.clamp_(min=src.narrow(axis, i, m - i))
     if flat:  # the first / last g columns of every row took values of the neighbouring row: redo them in-row
         out.narrow(dim, 0, g).copy_(_running_max(x.narrow(dim, 0, 2 * g + 1), g, dim).narrow(dim, 0, g))
         out.narrow(dim, n - g, g).copy_(_running_max(x.narrow(dim, n - 2 * g - 1, 2 * g + 1), g, dim)
