@@ -40,10 +40,13 @@ setup(
         "numpy>=1.24",
         "scipy>=1.10",
         "opencv-python-headless>=4.8",
+        "scikit-learn>=1.3",  # RANSAC ground planes of datasets/radar_stats.py; the K-means reference of the tests
         "torch>=2.1",
         "torchvision>=0.16",
         "safetensors>=0.4",
         "transformers>=4.45",
+        "huggingface_hub>=0.23",  # weights lookup in the local cache (metric_depth/weights.py); comes with transformers
+        "pillow>=9.0",  # strict JPEG decoding of truncated files (datasets/base.py); comes with torchvision
         "rosbags>=0.10",
         "transforms3d>=0.4",
         "open3d-cpu>=0.18; platform_machine == 'x86_64'",
@@ -53,8 +56,7 @@ setup(
     ],
     extras_require={
         "ros": ROS_WHEELS,
-        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "pytest-timeout>=2.2", "colcon-common-extensions>=0.3",
-                 "scikit-learn>=1.3"],  # the K-means reference of test/test_refine.py
+        "test": ["pytest>=7.4", "pytest-xdist>=3.3", "pytest-timeout>=2.2", "colcon-common-extensions>=0.3"],
     },
     zip_safe=True,
     maintainer="racalnet_ros developers",

@@ -17,13 +17,15 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .errors import RacalnetError
+
 #: Canonical radar column names. x, y, z (metres, radar frame) are required; the others are optional and present
 #: only when the sensor reports them.
 RADAR_XYZ = ("x", "y", "z")
 RADAR_OPTIONAL = ("doppler", "power")
 
 
-class FrameError(ValueError):
+class FrameError(RacalnetError, ValueError):
     """Raised when a Frame (or a piece of it) is malformed. The message names the offending field."""
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .frame import CameraModel
+from .frame import CameraModel, FrameError
 
 #: Points closer than this to the camera plane are treated as behind it (metres).
 MIN_DEPTH = 0.1
@@ -143,15 +143,19 @@ def filter_occluded(uv: np.ndarray, depth: np.ndarray, width: int, height: int, 
     return keep
 
 
-def lidar_depth_map(frame, occlusion_filter: bool = False, max_depth: float = np.inf, **filter_kwargs) -> np.ndarray:
-    """Sparse LiDAR ground truth of a frame: H x W float32 metres, 0 = no point (labels and evaluation).
+def lidar_depth_map(frame, occlusion_filter: bool = False, max_depth: float = np.inf, required: bool = False,
+                    **filter_kwargs) -> np.ndarray:
+    """Sparse LiDAR ground truth of a frame: H x W float32 metres, 0 = no point. The one ground-truth function of
+    the package (training labels, anchor and depth evaluation, bag scoring, inspect, figures).
 
     The frame's LiDAR is projected with T_cam_lidar and the camera's distortion and z-buffered (nearest point wins a
     pixel). occlusion_filter=True first drops points hidden from the camera (`filter_occluded`, keyword arguments
     passed on); it is off by default so numbers stay comparable with the paper, which evaluates on the raw projection.
-    A frame without LiDAR gives an all-zero map.
+    A frame without LiDAR gives an all-zero map, or, with required=True, a FrameError naming the frame.
     """
     h, w = frame.height, frame.width
+    if required and frame.lidar is None:
+        raise FrameError(f"lidar: frame {frame.frame_id!r} has no LiDAR (labels and evaluation need it)")
     if frame.lidar is None or len(frame.lidar) == 0:
         return np.zeros((h, w), np.float32)
     p = project_to_image(frame.lidar, frame.T_cam_lidar, frame.camera, max_depth=max_depth)
@@ -160,3 +164,65 @@ def lidar_depth_map(frame, occlusion_filter: bool = False, max_depth: float = np
         keep = filter_occluded(uv, d, w, h, **filter_kwargs)
         uv, d = uv[keep], d[keep]
     return sparse_depth_map(uv, d, w, h)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# rigid transforms from parameters and from a tree of static transforms (tf2's /tf_static)
+def transform_from_xyz_rpy(xyz_rpy) -> np.ndarray:
+    """x y z (m) roll pitch yaw (rad) -> 4x4, R = Rz(yaw) Ry(pitch) Rx(roll) (static axes; ROS REP 103 and the
+    node's extrinsics.xyz_rpy parameter)."""
+    from transforms3d.euler import euler2mat
+
+    v = np.asarray(xyz_rpy, dtype=np.float64).reshape(-1)
+    if v.shape != (6,):
+        raise FrameError(f"xyz_rpy: expected 6 numbers, got {v.size}")
+    T = np.eye(4)
+    T[:3, :3] = euler2mat(v[3], v[4], v[5], "sxyz")
+    T[:3, 3] = v[:3]
+    return T
+
+
+class TransformTree:
+    """Static transforms between named frames, as tf2 keeps them: each child has one parent and `T_parent_child`
+    (maps child-frame points into the parent frame). `lookup(target, source)` composes the chain target <- ... <- root
+    -> ... <- source, i.e. T_target_source. Hand-written (a few lines) because tf2_ros is not on PyPI and only static
+    transforms are needed."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, tuple[str, np.ndarray]] = {}
+
+    def add(self, parent: str, child: str, T_parent_child: np.ndarray) -> None:
+        """Add or replace (a later /tf_static message wins, as in tf2) the edge parent -> child."""
+        self.parent[child.lstrip("/")] = (parent.lstrip("/"), np.asarray(T_parent_child, dtype=np.float64))
+
+    @property
+    def frames(self) -> set[str]:
+        return set(self.parent) | {p for p, _ in self.parent.values()}
+
+    def _to_root(self, frame: str) -> tuple[list[str], np.ndarray]:
+        """(frames from `frame` up to its root, T_root_frame)."""
+        chain, T = [frame], np.eye(4)
+        while chain[-1] in self.parent:
+            p, T_pc = self.parent[chain[-1]]
+            if p in chain:
+                raise FrameError(f"transform tree: loop through {p!r}")
+            T = T_pc @ T
+            chain.append(p)
+        return chain, T
+
+    def lookup(self, target: str, source: str) -> np.ndarray:
+        """T_target_source (source-frame points -> target frame); FrameError naming the frames when they are not
+        connected."""
+        target, source = target.lstrip("/"), source.lstrip("/")
+        if target == source:
+            return np.eye(4)
+        known = self.frames
+        for name in (target, source):
+            if name not in known:
+                raise FrameError(f"transform tree: no frame {name!r} (frames: {sorted(known)})")
+        t_chain, T_root_target = self._to_root(target)
+        s_chain, T_root_source = self._to_root(source)
+        if t_chain[-1] != s_chain[-1]:
+            raise FrameError(f"transform tree: {target!r} (root {t_chain[-1]!r}) and {source!r} (root "
+                             f"{s_chain[-1]!r}) are not connected")
+        return np.linalg.inv(T_root_target) @ T_root_source

@@ -14,211 +14,28 @@ Result.diagnostics: "scale", "shift" (global fit, inverse depth = scale * prior 
 own affine map), "fallbacks" (list of guard flags, see metric_depth/align.py; "no_prior" when there is no prior),
 "times_ms" (stage -> ms: "recalibrate", "prior", "align", "refine", "smooth", "total").
 
-Configuration is data: `PipelineConfig` (nested dataclasses) <-> flat dotted keys (`to_flat` / `from_flat`), shared
-by CLI flags and ROS parameters; `from_yaml` reads plain YAML (nested or dotted) or the ROS "/**: ros__parameters"
-layout.
+Built in one way, `Pipeline.from_config(cfg)` (every command and the node): the configuration (racalnet_ros/config.py)
+decides the stages, and a checkpoint or prior that cannot be loaded is decided here, at load time, the same for every
+entry point: `load_recalibrator` raises CheckpointError naming `recalibration.checkpoint` and the file,
+`load_prior` raises PriorError / PriorUnavailable naming the prior source. Nothing falls back silently.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import math
-import re
 import time
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
 import numpy as np
 
+from .config import (ABLATIONS, PRIOR_SOURCES, ConfigError, PipelineConfig, PriorConfig, RecalibrationConfig,
+                     resolve_device)
 from .frame import Frame, FrameError, RadarAnchors, Result
 from .geometry import project_to_image
-from .metric_depth.align import AlignConfig
 from .metric_depth.aligner import Aligner
 from .metric_depth.priors import MonocularPrior, make_prior
-from .metric_depth.refine import RefineConfig
-from .metric_depth.smooth import SmoothConfig
-
-
-#: prior.source values: "frame" = frame.prior ("synthetic" and "topic" are aliases: the synthetic generator's
-#: simulated prior and the ROS prior topic both arrive as frame.prior), a precomputed folder, Depth Anything V2.
-PRIOR_SOURCES = ("frame", "synthetic", "topic", "precomputed", "depth-anything-v2")
-
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def resolve_device(device: str) -> str:
-    """The torch device to run on: "auto" -> "cuda" when torch sees a CUDA device, else "cpu"; "cpu", "cuda",
-    "cuda:N" are returned as given. ValueError for anything else, or for cuda when torch sees no CUDA device."""
-    device = str(device).strip().lower()
-    if not _DEVICE.match(device):
-        raise ValueError(f"pipeline config: device: expected auto | cpu | cuda | cuda:N, got {device!r}")
-    if device == "cpu":
-        return device
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available():
-        raise ValueError(f"pipeline config: device: {device!r} requested but torch sees no CUDA device "
-                         "(use auto or cpu)")
-    return device
-
-
-@dataclass
-class RecalibrationConfig:
-    """enabled: run the Radar Recalibration network (off = raw projections, the "no recalibration" ablation).
-    checkpoint: path to `<name>.safetensors` ("" = the shipped default). threshold: confidence threshold (< 0 = the
-    checkpoint's own). use_screening / use_displacement: ablations of the network's two heads."""
-
-    enabled: bool = True
-    checkpoint: str = ""
-    threshold: float = -1.0
-    use_screening: bool = True
-    use_displacement: bool = True
-
-
-@dataclass
-class PriorConfig:
-    """source: "frame" (frame.prior: synthetic / ROS topic) | "precomputed" | "depth-anything-v2". path: the
-    precomputed folder, or the Hugging Face id / local folder of the model ("" = default model). fp16: half precision
-    on CUDA."""
-
-    source: str = "frame"
-    path: str = ""
-    fp16: bool = False
-
-    def spec(self) -> str:
-        return f"{self.source}:{self.path}" if self.path else self.source
-
-
-@dataclass
-class PipelineConfig:
-    recalibration: RecalibrationConfig = field(default_factory=RecalibrationConfig)
-    prior: PriorConfig = field(default_factory=PriorConfig)
-    align: AlignConfig = field(default_factory=AlignConfig)
-    refine: RefineConfig = field(default_factory=RefineConfig)
-    smooth: SmoothConfig = field(default_factory=SmoothConfig)
-    device: str = "cpu"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N; resolved by from_config
-
-    # ------------------------------------------------------------------ flat dotted keys
-    def to_flat(self) -> dict[str, bool | int | float | str]:
-        """{"recalibration.threshold": -1.0, "refine.enabled": True, ..., "device": "cpu"}."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if dataclasses.is_dataclass(v):
-                for g in fields(v):
-                    out[f"{f.name}.{g.name}"] = getattr(v, g.name)
-            else:
-                out[f.name] = v
-        return out
-
-    @classmethod
-    def from_flat(cls, d: dict[str, Any]) -> "PipelineConfig":
-        """Inverse of to_flat; missing keys keep their defaults, unknown keys and wrong types raise ValueError naming
-        the key. Values are converted to the field's type (so ROS integers for float fields are fine)."""
-        cfg = cls()
-        known = cfg.to_flat()
-        for key, value in d.items():
-            if key not in known:
-                raise ValueError(f"pipeline config: unknown key {key!r}; known keys: {sorted(known)}")
-            default = known[key]
-            try:
-                if isinstance(default, bool):
-                    if isinstance(value, str):
-                        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                            raise ValueError
-                        value = value.lower() in ("true", "1", "yes")
-                    elif not isinstance(value, (bool, int, np.bool_)):
-                        raise ValueError
-                    value = bool(value)
-                elif isinstance(default, int):
-                    if isinstance(value, float) and not float(value).is_integer():
-                        raise ValueError
-                    value = int(value)
-                elif isinstance(default, float):
-                    value = float(value)
-                else:
-                    value = str(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"pipeline config: {key}: expected {type(default).__name__}, got {value!r}") from None
-            head, _, tail = key.partition(".")
-            if tail:
-                setattr(getattr(cfg, head), tail, value)
-            else:
-                setattr(cfg, head, value)
-        cfg.validate()
-        return cfg
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "PipelineConfig":
-        """Plain YAML (nested sections or dotted keys) or a ROS parameter file ("/**:" or a node name, then
-        "ros__parameters")."""
-        import yaml
-
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"pipeline config: cannot read {path}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ValueError(f"pipeline config: {path} must hold a mapping")
-        for v in data.values():  # ROS layout: {node_name_or_/**: {ros__parameters: {...}}}
-            if isinstance(v, dict) and "ros__parameters" in v:
-                data = v["ros__parameters"] or {}
-                break
-        flat: dict[str, Any] = {}
-
-        def walk(prefix: str, node: Any) -> None:
-            if isinstance(node, dict):
-                for k, v in node.items():
-                    walk(f"{prefix}.{k}" if prefix else str(k), v)
-            else:
-                flat[prefix] = node
-
-        walk("", data)
-        known = cls().to_flat()
-        # a ROS parameter file may carry the node's other parameters (topics, queue sizes): keep only ours
-        sections = {k.split(".")[0] for k in known}
-        ours = {k: v for k, v in flat.items() if k in known or k.split(".")[0] in sections}
-        return cls.from_flat(ours)
-
-    def validate(self) -> "PipelineConfig":
-        self.align.validate()
-        self.refine.validate()
-        self.smooth.validate()
-        if self.prior.source not in PRIOR_SOURCES:
-            raise ValueError(f"pipeline config: prior.source: unknown {self.prior.source!r}; choose from {PRIOR_SOURCES}")
-        if not _DEVICE.match(str(self.device).strip().lower()):
-            raise ValueError(f"pipeline config: device: expected auto | cpu | cuda | cuda:N, got {self.device!r}")
-        return self
-
-    # ------------------------------------------------------------------ presets for the ablations
-    def ablation(self, name: str) -> "PipelineConfig":
-        """A copy configured for one of the paper's configurations: "full", "no-displacement", "no-recalibration"
-        (raw radar, same alignment), "baseline" (raw radar, plain least squares, no refinement, no smoothing)."""
-        c = dataclasses.replace(self, recalibration=dataclasses.replace(self.recalibration),
-                                align=dataclasses.replace(self.align), refine=dataclasses.replace(self.refine),
-                                smooth=dataclasses.replace(self.smooth), prior=dataclasses.replace(self.prior))
-        if name == "full":
-            c.recalibration.enabled, c.recalibration.use_displacement = True, True
-        elif name == "no-displacement":
-            c.recalibration.enabled, c.recalibration.use_displacement = True, False
-        elif name == "no-recalibration":
-            c.recalibration.enabled = False
-        elif name == "baseline":
-            c.recalibration.enabled = False
-            c.align.threshold_search, c.align.regularization = False, 0.0
-            c.refine.enabled = False
-            c.smooth.enabled = False
-        else:
-            raise ValueError(f"unknown configuration {name!r}; choose one of {ABLATIONS}")
-        return c
-
-
-#: the paper's configurations (Table IV) plus the RadarCam-Depth stage-2 baseline
-ABLATIONS = ("full", "no-displacement", "no-recalibration", "baseline")
 
 
 class RecalibratorLike(Protocol):
@@ -233,55 +50,120 @@ def raw_anchors(frame: Frame) -> RadarAnchors:
     return RadarAnchors.from_raw(p.index, p.uv, p.depth)
 
 
+def checkpoint_path(cfg: RecalibrationConfig) -> Path:
+    """The checkpoint `cfg` names (the shipped default when empty), checked to exist; CheckpointError naming
+    recalibration.checkpoint otherwise (the shipped one always ships: its absence is a packaging error)."""
+    from .recalibration import default_checkpoint
+    from .recalibration.checkpoint import CheckpointError, checkpoint_paths
+
+    if not cfg.checkpoint:
+        path = default_checkpoint()
+        if not path.is_file():
+            raise CheckpointError(f"recalibration.checkpoint: the shipped default {path} is missing (a broken "
+                                  "install: reinstall racalnet_ros, or pass a checkpoint)")
+        return path
+    given = Path(cfg.checkpoint).expanduser()
+    what = f"recalibration.checkpoint {cfg.checkpoint}"
+    if given.is_dir():
+        raise CheckpointError(f"{what}: is a folder; a checkpoint is <name>.safetensors with <name>.json beside it "
+                              "(e.g. RUN_DIR/best.safetensors)")
+    if given.is_file() and given.suffix not in (".safetensors", ".json"):
+        raise CheckpointError(f"{what}: is not a checkpoint (expected <name>.safetensors with <name>.json beside it)")
+    path, js = checkpoint_paths(given)
+    if not path.is_file():
+        raise CheckpointError(f"{what}: no such file {path}")
+    if not js.is_file():
+        raise CheckpointError(f"{what}: its configuration {js} is missing (a checkpoint is {path.name} + {js.name})")
+    return path
+
+
 def load_recalibrator(cfg: RecalibrationConfig, device: str = "cpu"):
-    """Recalibrator from the configured checkpoint (the shipped default when empty)."""
+    """Recalibrator from the configured checkpoint (the shipped default when empty). CheckpointError naming
+    recalibration.checkpoint and the file when it is missing, corrupt or does not match this code."""
+    from .recalibration import Recalibrator
+    from .recalibration.checkpoint import CheckpointError
+
+    path = checkpoint_path(cfg)
     try:
-        from .recalibration import Recalibrator, default_checkpoint
-    except ImportError as exc:
-        raise RuntimeError(f"recalibration: the Recalibrator is not available in this build ({exc}); set "
-                           "recalibration.enabled=false to run on raw radar") from exc
-    ckpt = cfg.checkpoint or str(default_checkpoint())
-    return Recalibrator.from_checkpoint(ckpt, device=device, threshold=None if cfg.threshold < 0 else cfg.threshold,
-                                        use_screening=cfg.use_screening, use_displacement=cfg.use_displacement)
+        return Recalibrator.from_checkpoint(path, device=device, threshold=None if cfg.threshold < 0 else cfg.threshold,
+                                            use_screening=cfg.use_screening, use_displacement=cfg.use_displacement)
+    except CheckpointError as exc:
+        raise CheckpointError(f"recalibration.checkpoint {cfg.checkpoint or path}: {exc}") from None
+
+
+def load_prior(cfg: PriorConfig, device: str = "cpu") -> MonocularPrior:
+    """The configured prior (frame.prior for frame / synthetic / topic). PriorError / PriorUnavailable naming the
+    source and what is missing."""
+    return make_prior(cfg.spec(), device=device, fp16=cfg.fp16)
 
 
 class Pipeline:
-    """recalibrator (None = raw radar) -> prior (None = frame.prior) -> aligner."""
+    """recalibrator (None = raw radar) -> prior (None = frame.prior) -> aligner. `checkpoint` / `provenance`: the
+    recalibrator's checkpoint file and what it was trained on (recalibration/checkpoint.py, PROVENANCE)."""
 
     def __init__(self, recalibrator: Optional[RecalibratorLike], prior: Optional[MonocularPrior],
-                 aligner: Aligner, config: Optional[PipelineConfig] = None):
+                 aligner: Aligner, config: Optional[PipelineConfig] = None, checkpoint: Optional[Path] = None,
+                 provenance: Optional[dict] = None):
         self.recalibrator = recalibrator
         self.prior = prior
         self.aligner = aligner
         self.config = config or PipelineConfig()
+        self.checkpoint = checkpoint
+        self.provenance = provenance
+
+    def checkpoint_info(self) -> dict[str, Any]:
+        """{"checkpoint": resolved path or None (no recalibration), "provenance": dict or None}: what summaries
+        record."""
+        return {"checkpoint": str(self.checkpoint) if self.checkpoint is not None else None,
+                "provenance": self.provenance}
+
+    def synthetic_on_real_warning(self) -> Optional[str]:
+        """The one line to say when this pipeline's checkpoint was trained on synthetic data only and meets a real
+        sensor (the caller knows whether its frames are real), else None."""
+        if self.checkpoint is None or self.provenance is None:
+            return None
+        from .recalibration.checkpoint import synthetic_on_real_warning
+
+        return synthetic_on_real_warning(self.checkpoint, self.provenance)
 
     @classmethod
-    def from_config(cls, cfg: PipelineConfig) -> "Pipeline":
+    def from_config(cls, cfg: PipelineConfig, prior: Optional[MonocularPrior] = None) -> "Pipeline":
         """Build every stage on cfg.device ("auto" resolves to cuda when available, else cpu); the pipeline's
-        config is a copy holding the resolved device."""
-        cfg.validate()
-        cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
-        rec = load_recalibrator(cfg.recalibration, cfg.device) if cfg.recalibration.enabled else None
-        prior = make_prior(cfg.prior.spec(), device=cfg.device, fp16=cfg.prior.fp16)
+        config is a copy holding the resolved device. `prior`: an already built prior to share (e.g. one network
+        for the four ablations of `racalnet evaluate`); default: `load_prior(cfg.prior)`."""
+        cfg = copy.deepcopy(cfg).validate()
+        cfg.device = resolve_device(cfg.device)
+        rec, ckpt, provenance = None, None, None
+        if cfg.recalibration.enabled:
+            from .recalibration.checkpoint import read_provenance
+
+            rec = load_recalibrator(cfg.recalibration, cfg.device)
+            ckpt = checkpoint_path(cfg.recalibration).resolve()
+            provenance = read_provenance(ckpt)
+        if prior is None:
+            prior = load_prior(cfg.prior, cfg.device)
         aligner = Aligner(cfg.align, cfg.refine, cfg.smooth, device=cfg.device)
-        return cls(rec, prior, aligner, cfg)
+        return cls(rec, prior, aligner, cfg, checkpoint=ckpt, provenance=provenance)
 
     def anchors(self, frame: Frame) -> RadarAnchors:
         return self.recalibrator.recalibrate(frame) if self.recalibrator is not None else raw_anchors(frame)
 
-    def run(self, frame: Frame) -> Result:
+    def run(self, frame: Frame, prior: Optional[np.ndarray] = None) -> Result:
+        """`prior`: the frame's relative inverse depth when the caller already has it (computed once per frame and
+        shared by several pipelines); otherwise the pipeline's prior makes it (or frame.prior without one)."""
         t0 = time.perf_counter()
         times: dict[str, float] = {}
         anchors = self.anchors(frame)
         t1 = time.perf_counter()
         times["recalibrate"] = (t1 - t0) * 1e3
 
-        # the prior goes to the aligner's device as a tensor (a network's output never leaves its device)
-        prior = None
-        if self.prior is not None:
+        if prior is None and self.prior is not None:
+            # the prior goes to the aligner's device as a tensor (a network's output never leaves its device)
             prior = self.prior.predict_tensor(frame, self.aligner.device)
-        elif frame.prior is not None:
+        elif prior is None and frame.prior is not None:
             prior = np.asarray(frame.prior, np.float32)
+        elif isinstance(prior, np.ndarray):  # shared by the caller: numpy or a tensor on any device
+            prior = prior.astype(np.float32, copy=False)
         if prior is not None and tuple(prior.shape) != (frame.height, frame.width):
             raise FrameError(f"prior: {tuple(prior.shape)} does not match the image's {(frame.height, frame.width)}")
         t2 = time.perf_counter()
@@ -306,5 +188,6 @@ class Pipeline:
         return Result(depth=depth, anchors=anchors, diagnostics=diag)
 
 
-__all__ = ["ABLATIONS", "PRIOR_SOURCES", "Pipeline", "PipelineConfig", "PriorConfig", "RecalibrationConfig", "raw_anchors",
-           "load_recalibrator", "resolve_device"]
+__all__ = ["ABLATIONS", "PRIOR_SOURCES", "ConfigError", "Pipeline", "PipelineConfig", "PriorConfig",
+           "RecalibrationConfig", "checkpoint_path", "load_prior", "load_recalibrator", "raw_anchors",
+           "resolve_device"]

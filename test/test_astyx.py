@@ -151,3 +151,12 @@ def test_dataset_json_paths_are_followed(astyx_root, tmp_path):
     (tmp_path / "dataset.json").write_text('{"data": {"6": ')
     with pytest.raises(DatasetError, match=r"dataset\.json: not a valid Astyx dataset\.json"):
         AstyxDataset(tmp_path)
+
+
+def test_the_dataset_describes_itself_for_checkpoint_provenance(astyx_root):
+    from racalnet_ros.datasets.astyx import AstyxDataset
+    from racalnet_ros.datasets.base import id_ranges
+    d = AstyxDataset(astyx_root, load_lidar=False).split("val").describe()
+    assert (d["dataset"], d["real"], d["frames"], d["n_frames"]) == ("astyx", True, "000080-000099", 20)
+    assert "6455" in d["sensor"] and d["root"] == str(astyx_root)
+    assert id_ranges(["000001", "000002", "000004", "x", "7", "8"]) == "000001-000002,000004,x,7-8"

@@ -104,7 +104,56 @@ def test_evaluate_refuses_recalibrated_configuration_without_checkpoint(tmp_path
     assert rc == 2 and "full" in capsys.readouterr().err
 
 
-def test_evaluate_rejects_unknown_configuration(tmp_path):
-    with pytest.raises(SystemExit, match="best"):
-        racalnet(["evaluate", "--dataset", f"{__name__}:KnownDepthDataset", "--ablation", "best",
-                  "--out", str(tmp_path)])
+def test_evaluate_rejects_unknown_configuration(tmp_path, capsys):
+    assert racalnet(["evaluate", "--dataset", f"{__name__}:KnownDepthDataset", "--ablation", "best",
+                     "--out", str(tmp_path)]) == 2
+    assert "best" in capsys.readouterr().err
+
+
+def test_every_configuration_shares_one_prior_computed_once_per_frame(tmp_path, monkeypatch):
+    """Each ablation is a Pipeline from PipelineConfig.ablation; they share one prior instance, which predicts once
+    per frame."""
+    from racalnet_ros.metric_depth.priors import FramePrior
+    from racalnet_ros.pipeline import Pipeline
+
+    calls, built = [], []
+    real_predict, real_from_config = FramePrior.predict, Pipeline.from_config.__func__
+    monkeypatch.setattr(FramePrior, "predict", lambda self, frame: calls.append(frame.frame_id) or
+                        real_predict(self, frame))
+    monkeypatch.setattr(Pipeline, "from_config", classmethod(lambda cls, cfg, prior=None: built.append(prior) or
+                                                              real_from_config(cls, cfg, prior)))
+    rc = racalnet(["evaluate", "--dataset", f"{__name__}:KnownDepthDataset", "--ablation",
+                   "no-recalibration,baseline", "--out", str(tmp_path / "o")])
+    assert rc == 0
+    assert len(built) == 2 and built[0] is not None and built[1] is built[0]
+    assert calls == ["000001", "000002"]
+
+
+def test_on_real_frames_a_bad_frame_is_named_and_the_synthetic_checkpoint_is_said_once(astyx_root, tmp_path, capsys):
+    """Two real Astyx frames, the second with a truncated image: the first is evaluated, the second is named and
+    counted (exit code 1, 0 with --skip-bad); results.json is standard JSON with the resolved checkpoint and its
+    provenance; the synthetic-only checkpoint meeting a real sensor is said in one line."""
+    root = tmp_path / "astyx"
+    for folder, ext in (("calibration", ".json"), ("camera_front", ".jpg"), ("radar_6455", ".txt"),
+                        ("lidar_vlp16", ".txt"), ("mono_fastdepth", ".npy")):
+        (root / folder).mkdir(parents=True)
+        for fid in ("000080", "000081"):
+            (root / folder / f"{fid}{ext}").symlink_to(astyx_root / folder / f"{fid}{ext}")
+    jpg = root / "camera_front" / "000081.jpg"
+    data = jpg.read_bytes()
+    jpg.unlink()
+    jpg.write_bytes(data[: len(data) // 3])
+    cmd = ["evaluate", "--dataset", "astyx", "--root", str(root), "--prior", f"precomputed:{root / 'mono_fastdepth'}",
+           "--ablation", "full", "--device", "cpu", "--out", str(tmp_path / "out")]
+    assert racalnet(cmd) == 1
+    err = capsys.readouterr().err
+    assert err.count("trained on synthetic data only") == 1 and "--init" in err
+    assert "1 of 2 frame(s) could not be used (000081" in err
+    def refuse(name):
+        raise ValueError(name)
+    results = json.loads((tmp_path / "out" / "results.json").read_text(), parse_constant=refuse)
+    assert results["frames"] == ["000080"] and list(results["bad_frames"]) == ["000081"]
+    assert "camera_front/000081.jpg: truncated or corrupt JPEG" in results["bad_frames"]["000081"]
+    assert results["checkpoint"].endswith("small_synthetic.safetensors") and results["provenance"]["real"] is False
+    assert results["data"]["dataset"] == "astyx" and results["data"]["real"] is True
+    assert racalnet(cmd + ["--skip-bad", "--out", str(tmp_path / "out2")]) == 0

@@ -43,7 +43,8 @@ def test_inspect_reports_skipped_frames(astyx_root, tmp_path, capsys):
 
 def test_inspect_bad_root(tmp_path, capsys):
     assert main(["inspect", "--dataset", "astyx", "--root", str(tmp_path / "none")]) == 2
-    assert "does not exist" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("racalnet inspect: ") and "none: Astyx root folder does not exist" in err
 
 
 def test_inspect_zju_fixture(tmp_path, capsys):

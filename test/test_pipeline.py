@@ -66,7 +66,8 @@ def test_pipeline_produces_full_resolution_metric_depth_and_diagnostics():
 def test_screened_anchors_beat_raw_radar_with_outliers():
     frame, gt = scene_frame(outlier_frac=0.3)
     screened = Pipeline(DropOutliers(), None, Aligner()).run(frame)
-    raw_baseline = Pipeline(None, None, Aligner.baseline()).run(frame)
+    b = PipelineConfig().ablation("baseline")
+    raw_baseline = Pipeline(None, None, Aligner(b.align, b.refine, b.smooth)).run(frame)
     assert screened.diagnostics["anchors_kept"] < screened.diagnostics["anchors_total"]
     assert rel_err(screened.depth, gt) < 0.02
     assert rel_err(raw_baseline.depth, gt) > 3 * rel_err(screened.depth, gt)

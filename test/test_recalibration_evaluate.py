@@ -12,7 +12,8 @@ from racalnet_ros.recalibration.checkpoint import save_checkpoint
 from racalnet_ros.recalibration.config import LabelConfig, ModelConfig
 from racalnet_ros.recalibration.evaluate import ROWS, AnchorStats
 from racalnet_ros.recalibration.features import project_radar
-from racalnet_ros.recalibration.labels import confidence_labels, lidar_depth_map
+from racalnet_ros.geometry import lidar_depth_map
+from racalnet_ros.recalibration.labels import confidence_labels
 from racalnet_ros.recalibration.model import RecalibrationNet
 from racalnet_ros.recalibration.toy import toy_frame
 

@@ -69,3 +69,66 @@ def test_two_process_ddp_run_writes_checkpoint_and_metrics_and_resumes(tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [row["epoch"] for row in rows] == ["1", "2"]
+
+
+def test_fit_is_a_library_call_that_stops_on_time_exports_fp16_and_raises_on_no_data(tmp_path):
+    """fit(model_cfg, label_cfg, train_cfg, run_dir, ...) without argparse: a budget of ~0 minutes stops after the
+    first batch and still saves; --export's float16 copy is written; no samples is a TrainError, not an exit."""
+    import pytest
+
+    from racalnet_ros.recalibration.config import TrainConfig
+    from racalnet_ros.recalibration.train import TrainError, fit
+
+    samples = prepare_samples([toy_frame(s, n_radar=30) for s in range(2)], CFG, LAB)
+    train_cfg = TrainConfig(epochs=5, batch_size=1, jitter=0.0)
+    best = fit(CFG, LAB, train_cfg, tmp_path / "run", samples, None, max_minutes=1e-6,
+               export=tmp_path / "exported")
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert len(rows) == 1 and rows[0]["batches"] == "1"  # stopped inside the first epoch, after one batch
+    assert best.is_file() and best.name in ("best.safetensors", "last.safetensors")
+    model, cfg, meta = load_checkpoint(tmp_path / "exported")
+    assert cfg == CFG and meta["dtype"] == "float16" and meta["epoch"] == 1
+    with pytest.raises(TrainError, match="no training samples"):
+        fit(CFG, LAB, train_cfg, tmp_path / "empty", [], None)
+
+
+def test_every_checkpoint_fit_writes_records_what_it_was_trained_on(tmp_path):
+    """Provenance (recalibration/checkpoint.py, PROVENANCE): dataset, sensor, frames and seeds of the training and
+    validation data (from FrameDataset.describe()), preset, date, project version and command, in last, best and
+    the exported checkpoint alike."""
+    import datetime
+    import json
+
+    import racalnet_ros
+    from racalnet_ros.datasets.synthetic import SynthConfig, SyntheticDataset
+    from racalnet_ros.recalibration.config import TrainConfig
+    from racalnet_ros.recalibration.train import fit
+
+    small = SynthConfig(width=128, height=96)
+    train = SyntheticDataset.generate([1, 2], small)
+    val = SyntheticDataset.generate([100008], small)
+    fit(CFG, LAB, TrainConfig(epochs=1, batch_size=2, jitter=0.0), tmp_path / "run", train, val,
+        export=tmp_path / "exported", record={"command": "racalnet train --dataset synthetic ..."})
+    for name in ("run/last", "run/best", "exported"):
+        prov = json.loads((tmp_path / f"{name}.json").read_text())["provenance"]
+        assert (prov["dataset"], prov["real"], prov["seeds"], prov["frames"], prov["n_frames"]) == \
+            ("synthetic", False, "1-2", "000001-000002", 2), name
+        assert "simulated" in prov["sensor"] and prov["preset"] == "tiny" and prov["init"] == ""
+        assert prov["validation"]["seeds"] == "100008" and prov["validation"]["n_frames"] == 1
+        assert prov["version"] == racalnet_ros.__version__ and prov["command"].startswith("racalnet train")
+        assert datetime.datetime.fromisoformat(prov["date"]).tzinfo is not None
+
+
+def test_a_checkpoint_without_provenance_reads_as_unknown_and_the_shipped_one_has_it():
+    from racalnet_ros.recalibration import default_checkpoint
+    from racalnet_ros.recalibration.checkpoint import provenance_of, read_provenance, synthetic_on_real_warning
+
+    old = provenance_of({"dataset": "astyx"})
+    assert old["dataset"] == "astyx" and old["real"] is None and old["date"] == "unknown"
+    assert synthetic_on_real_warning("x.safetensors", old) is None  # unknown: no claim either way
+    shipped = read_provenance(default_checkpoint())
+    assert (shipped["dataset"], shipped["real"], shipped["seeds"], shipped["preset"]) == \
+        ("synthetic", False, "0-299", "small")
+    assert shipped["validation"]["seeds"] == "100000-100029" and shipped["date"].startswith("2026-11-22")
+    line = synthetic_on_real_warning(default_checkpoint(), shipped)
+    assert "\n" not in line and f"--init {default_checkpoint()}" in line and "docs/recalibration.md" in line

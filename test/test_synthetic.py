@@ -31,12 +31,16 @@ def frame():
     return generate_frame(3)
 
 
+NO_RADAR_NOISE = dict(radar_range_noise_m=0, radar_azimuth_noise_deg=0, radar_elevation_noise_deg=0,
+                      radar_doppler_noise=0, radar_range_bin_m=0, radar_doppler_bin=0, radar_doppler_period=0,
+                      ego_speed=(10.0, 10.0), **SMALL)
+
+
 @pytest.fixture(scope="module")
 def exact_frame():
-    """A frame with every radar error switched off: no noise, no calibration error, no time offset."""
-    cfg = SynthConfig(radar_range_noise_m=0, radar_azimuth_noise_deg=0, radar_elevation_noise_deg=0,
-                      radar_doppler_noise=0, radar_calib_rot_deg=0, radar_calib_trans_m=0, radar_time_offset_s=0,
-                      ego_speed=(10.0, 10.0), **SMALL)
+    """A frame with every radar error switched off: no noise, no quantisation or Doppler aliasing, no calibration
+    error, no time offset."""
+    cfg = SynthConfig(radar_calib_rot_deg=0, radar_calib_trans_m=0, radar_time_offset_s=0, **NO_RADAR_NOISE)
     return generate_frame(4, cfg)
 
 
@@ -155,18 +159,15 @@ def test_without_radar_errors_raw_projection_equals_true_pixel_and_doppler_is_eg
     inl = ~ex["radar_is_outlier"][pr.index]
     assert np.max(np.abs(pr.uv[inl] - ex["radar_uv_true"][pr.index[inl]])) < 0.05
     assert np.allclose(pr.depth[inl], ex["radar_depth_true"][pr.index[inl]], atol=1e-3)
-    # Doppler = (v_target - v_ego) . u: static targets (the majority) give -v_ego . u exactly
+    # Doppler = -(v_target - v_ego) . u (positive = approaching, as the Astyx 6455 reports it): static targets (the
+    # majority) give +v_ego . u exactly
     true = ~ex["radar_is_outlier"]
     xyz = f.radar_xyz[true].astype(np.float64)
     u = xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
     assert np.isclose(np.linalg.norm(ex["ego_velocity_radar"]), 10.0)
-    residual = f.radar_column("doppler")[true] + u @ ex["ego_velocity_radar"]
+    residual = f.radar_column("doppler")[true] - u @ ex["ego_velocity_radar"]
     assert np.median(np.abs(residual)) < 1e-3
-    assert np.mean(np.abs(residual) > 1.0) > 0.05      # points on moving cars / pedestrians add their own motion
-
-
-NO_RADAR_NOISE = dict(radar_range_noise_m=0, radar_azimuth_noise_deg=0, radar_elevation_noise_deg=0,
-                      radar_doppler_noise=0, ego_speed=(10.0, 10.0), **SMALL)
+    assert np.mean(np.abs(residual) > 1.0) > 0.02      # points on moving cars / pedestrians add their own motion
 
 
 def test_calibration_error_alone_is_undone_by_the_true_extrinsic():
@@ -177,7 +178,8 @@ def test_calibration_error_alone_is_undone_by_the_true_extrinsic():
     assert np.max(np.abs(true.uv[inl] - ex["radar_uv_true"][true.index[inl]])) < 0.05
     calib = project_to_image(f.radar_xyz, f.T_cam_radar, f.camera)
     inl = ~ex["radar_is_outlier"][calib.index]
-    assert np.median(np.linalg.norm(calib.uv[inl] - ex["radar_uv_true"][calib.index[inl]], axis=1)) > 1.0
+    # (at this 160 x 120 size a 0.7 deg rotation error is ~1.4 px)
+    assert np.median(np.linalg.norm(calib.uv[inl] - ex["radar_uv_true"][calib.index[inl]], axis=1)) > 0.5
 
 
 def test_time_offset_alone_moves_projections_by_the_ego_motion():
@@ -191,8 +193,10 @@ def test_time_offset_alone_moves_projections_by_the_ego_motion():
     # the radar measured from 10 m/s * dt further along the road: its points look nearer (dt > 0) or farther
     dz = pr.depth[inl] - ex["radar_depth_true"][pr.index[inl]]
     assert np.median(dz) == pytest.approx(-10.0 * dt, abs=0.05 + 0.3 * abs(dt) * 10)
-    # pixels move too (small at this 160 x 120 size: focal length 114 px)
-    assert np.median(np.linalg.norm(pr.uv[inl] - ex["radar_uv_true"][pr.index[inl]], axis=1)) > 0.1
+    # pixels of near points move too (small at this 160 x 120 size: focal length 114 px)
+    near = inl & (pr.depth < 15.0)
+    assert near.sum() > 20
+    assert np.median(np.linalg.norm(pr.uv[near] - ex["radar_uv_true"][pr.index[near]], axis=1)) > 0.1
 
 
 def _affine_fit(prior: np.ndarray, depth: np.ndarray) -> tuple[float, float, float]:
@@ -306,3 +310,89 @@ def test_synth_cli_writes_a_folder_that_open_dataset_reads(tmp_path, capsys):
                      "--quiet"]) == 0
     f = open_dataset("synthetic", str(tmp_path / "y")).load("000000")
     assert f.image.shape == (72, 96, 3) and 20 <= f.num_radar <= 30
+
+
+def test_radar_reports_like_the_astyx_6455(frame):
+    """Doppler quantised to 0.0812 m/s and aliased into +-5.2 m/s; power = 45 + excess in steps of 0.5 (Astyx Mag)."""
+    d, p = frame.radar_column("doppler").astype(np.float64), frame.radar_column("power").astype(np.float64)
+    assert np.all(np.abs(d) <= 10.3936 / 2 + 0.05)
+    assert np.allclose(d / 0.0812, np.round(d / 0.0812), atol=1e-3)
+    assert p.min() >= 45.0 and np.allclose(p * 2, np.round(p * 2)) and p.std() > 3
+    assert float(frame.extras["radar_doppler_period"]) == pytest.approx(128 * 0.0812)
+
+
+def test_radar_class_and_vehicle_boxes_record_what_the_rays_hit(frame):
+    from racalnet_ros.datasets.radar_stats import boxes_from_array
+    ex = frame.extras
+    cls, kind = ex["radar_class"], ex["radar_kind"]
+    assert cls.shape == (frame.num_radar,) and set(np.unique(cls)) <= {0, 1, 2, 3, 5}
+    assert np.all((cls == 5) == (kind != 0))                       # ghosts and clutter
+    boxes = boxes_from_array(ex["object_boxes"])
+    assert len(boxes) >= 4
+    xyz = frame.radar_xyz[(cls == 2)].astype(np.float64)          # true detections on vehicles nearer than 30 m
+    xyz = xyz[np.linalg.norm(xyz, axis=1) < 30]
+    inside = np.zeros(len(xyz), bool)
+    for b in boxes:
+        local = (xyz - b.center) @ b.R
+        inside |= np.all(np.abs(local) <= b.size / 2 + 0.3 + np.array([0, 0, 1.0]), axis=1)
+    assert len(xyz) > 20 and inside.mean() > 0.9                  # (angle noise moves some out)
+
+
+def test_astyx_preset_mounts_the_sensors_as_on_the_astyx_car():
+    from racalnet_ros.datasets.synthetic.config import NAMED_CAMERAS
+    f = generate_frame(21, SynthConfig.preset("astyx", render_image=False))
+    w, h, fx, fy, cx, cy = NAMED_CAMERAS["astyx"]
+    assert (f.width, f.height) == (2048, 618) and np.allclose(f.camera.K[[0, 1, 0, 1], [0, 1, 2, 2]], [fx, fy, cx, cy])
+    assert f.camera.dist.size == 0 and (f.image == 128).all() and not f.depth_gt.any()   # render_image=False
+    xyz = f.lidar.astype(np.float64)
+    elev = np.degrees(np.arcsin(xyz[:, 2] / np.linalg.norm(xyz, axis=1)))
+    assert len(np.unique(np.round(elev))) <= 17                   # 16 beams, 2 deg apart
+    assert np.linalg.norm(f.extras["T_cam_radar_true"][:3, 3]) < 0.3   # radar next to the camera
+    # radar pitched ~3 deg down: the ground ahead rises in the radar frame
+    T = np.linalg.inv(f.T_cam_radar) @ f.T_cam_lidar
+    lid = xyz @ T[:3, :3].T + T[:3, 3]
+    near, far = lid[(lid[:, 0] > 5) & (lid[:, 0] < 8) & (np.abs(lid[:, 1]) < 2)], \
+        lid[(lid[:, 0] > 15) & (lid[:, 0] < 25) & (np.abs(lid[:, 1]) < 2)]
+    assert np.median(far[:, 2]) > np.median(near[:, 2]) + 0.2
+    with pytest.raises(SynthConfigError, match="preset"):
+        SynthConfig.preset("nope")
+    assert SynthConfig.from_dict({"preset": "astyx", "lidar_beams": 8}).lidar_beams == 8
+
+
+def test_cameras_and_appearance_are_drawn_per_frame():
+    cfg = SynthConfig(cameras=("config", "96x64@60"), **SMALL)
+    sizes = {generate_frame(s, cfg).image.shape[:2] for s in range(30, 36)}
+    assert sizes == {(120, 160), (64, 96)}
+    frames = [generate_frame(s, SynthConfig(**SMALL)) for s in (40, 41, 42, 43)]
+    luma = [f.image.mean() for f in frames]
+    assert max(luma) - min(luma) > 10                             # exposure, light and scenes differ per frame
+    with pytest.raises(SynthConfigError, match="cameras"):
+        SynthConfig(cameras=("640by480",))
+
+
+def test_appearance_without_randomisation_is_plain_and_without_jpeg():
+    from racalnet_ros.datasets.synthetic.render import sample_appearance
+    fixed = dict(overcast_prob=0.0, snow_prob=0.0, ambient=(0.38, 0.38), exposure_ev=(0.0, 0.0),
+                 white_balance=(1.0, 1.0), saturation=(1.0, 1.0), texture_contrast=(1.0, 1.0), gamma=(1.0, 1.0),
+                 vignetting=(0.0, 0.0), jpeg_quality=(100, 100))
+    look = sample_appearance(SynthConfig(**fixed), np.random.default_rng(0))
+    assert (look.exposure, look.saturation, look.gamma, look.jpeg_quality) == (1.0, 1.0, 1.0, 100)
+    assert np.allclose(look.wb, 1.0) and not look.overcast and not look.snow
+    f = generate_frame(44, SynthConfig(**{**fixed, "overcast_prob": 1.0}, **SMALL))
+    sky = f.depth_gt == 0
+    hsv = __import__("cv2").cvtColor(f.image, __import__("cv2").COLOR_RGB2HSV)
+    assert sky.any() and np.median(hsv[..., 1][sky]) < 40         # overcast: a grey sky
+
+
+@pytest.mark.parametrize("dist", [(-0.08, 0.02, 0.0, 0.0, 0.0), (0.05, -0.02, 0.001, -0.001, 0.0)])
+def test_pixel_rays_reproject_onto_their_pixels(dist):
+    """Rays are undistorted exactly on a grid and interpolated in between: projecting them back with OpenCV lands
+    within 0.01 px of every pixel."""
+    import cv2
+    from racalnet_ros.frame import CameraModel
+    from racalnet_ros.datasets.synthetic.render import pixel_rays
+    K = np.array([[457.0, 0, 319.5], [0, 457.0, 239.5], [0, 0, 1]])
+    rays = pixel_rays(CameraModel(K, 640, 480, np.array(dist))).astype(np.float64)
+    uv, _ = cv2.projectPoints(rays.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, np.array(dist))
+    u, v = np.meshgrid(np.arange(640), np.arange(480))
+    assert np.abs(uv.reshape(-1, 2) - np.stack([u.ravel(), v.ravel()], 1)).max() < 0.01

@@ -110,3 +110,9 @@ def test_8bit_depth_png_is_rejected(zju):
 def test_unknown_split(zju):
     with pytest.raises(KeyError):
         ZJUDataset(zju).split_ids("bogus")
+
+
+def test_the_dataset_describes_itself_for_checkpoint_provenance(zju):
+    d = open_dataset("zju", str(zju)).split("train").describe()
+    assert (d["dataset"], d["real"], d["frames"], d["n_frames"]) == ("zju", True, "1000-1001", 2)
+    assert "Oculii EAGLE" in d["sensor"] and d["root"] == str(zju / "data")

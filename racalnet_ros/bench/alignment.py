@@ -25,6 +25,7 @@ def _frame(h: int, w: int, n: int = 300, seed: int = 0):
 
 
 def run(device: str = "cpu", quick: bool = False) -> list[dict]:
+    from ..config import PipelineConfig
     from ..metric_depth.align import AlignConfig, align_global, apply_affine
     from ..metric_depth.aligner import Aligner
     from ..metric_depth.refine import RefineConfig, refine_local
@@ -57,7 +58,8 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
         full = Aligner(acfg, rcfg, scfg, device=device)
         rows.append({"name": "Aligner total (all three stages)", "size": size, "device": device,
                      "ms": median_ms(lambda: full.run(prior, uv, d), repeat), "params": params})
-        base = Aligner.baseline()
-        rows.append({"name": "Aligner.baseline (plain least squares)", "size": size, "device": "cpu",
+        b = PipelineConfig().ablation("baseline")
+        base = Aligner(b.align, b.refine, b.smooth)
+        rows.append({"name": "Aligner, baseline ablation (plain least squares)", "size": size, "device": "cpu",
                      "ms": median_ms(lambda: base.run(prior, uv, d), repeat), "params": f"{len(d)} anchors"})
     return rows

@@ -1,6 +1,6 @@
 """Timing of the synthetic generator (racalnet_ros.datasets.synthetic): whole `generate_frame` and its stages
-(scene build, camera render, LiDAR, radar, prior) at 640x480 and 320x240. Pure CPU (Open3D ray casting); `device` is
-accepted for the common interface and ignored."""
+(scene build, camera render, LiDAR, radar, prior) at 640x480, 320x240 and with the Astyx preset (2048x618). Pure CPU
+(Open3D ray casting); `device` is accepted for the common interface and ignored."""
 
 from __future__ import annotations
 
@@ -44,10 +44,12 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
 
     n = 3 if quick else 10
     rows = []
-    for w, h in ((640, 480),) if quick else ((640, 480), (320, 240)):
-        cfg = SynthConfig(width=w, height=h)
+    configs = [("640x480", SynthConfig())]
+    if not quick:
+        configs += [("320x240", SynthConfig(width=320, height=240)), ("astyx 2048x618", SynthConfig.preset("astyx"))]
+    for size, cfg in configs:
         generate_frame(0, cfg)   # warm-up: Open3D import, mesh templates, pixel-ray cache
         times = _stage_times(range(1000, 1000 + n), cfg)
         for name, t in times.items():
-            rows.append({"name": name, "ms": float(np.median(t)), "size": f"{w}x{h}", "frames": n})
+            rows.append({"name": name, "ms": float(np.median(t)), "size": size, "frames": n})
     return rows

@@ -10,8 +10,9 @@ and docs/bags.md.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+from ..errors import UsageError
 
 HELP = "write dataset frames (synthetic | astyx) as a rosbag2 (sqlite3 | mcap) for replay and evaluation"
 
@@ -40,11 +41,11 @@ def load_frames(args):
     """The frames the arguments select (a list; bags here are small enough to hold in memory)."""
     if args.generate:
         if args.dataset != "synthetic":
-            raise ValueError("--generate: only for --dataset synthetic")
+            raise UsageError("--generate: only for --dataset synthetic")
         from ..datasets.synthetic import SyntheticDataset
         return list(SyntheticDataset.generate(list(range(args.seed, args.seed + args.generate))))
     if not args.root:
-        raise ValueError("--root: required (or --generate N for synthetic frames)")
+        raise UsageError("--root: required (or --generate N for synthetic frames)")
     from ..datasets import open_dataset
     kw = {"prior_dir": args.prior_dir} if args.prior_dir else {}
     ds = open_dataset(args.dataset, args.root, split=args.split, **kw)
@@ -56,17 +57,13 @@ def load_frames(args):
 
 
 def main(args) -> int:
-    from ..ros.bag import BagError, write_bag
-    try:
-        frames = load_frames(args)
-        if args.max_frames is not None:
-            frames = frames[: args.max_frames]
-        summary = write_bag(frames, args.out, storage=args.storage, rate_hz=args.rate,
-                            custom={"racalnet.dataset": args.dataset},
-                            extrinsics=args.extrinsics or ("first" if args.dataset == "synthetic" else "same"))
-    except (BagError, ValueError, KeyError, OSError) as exc:
-        print(f"bag-from-dataset: {exc}", file=sys.stderr)
-        return 1
+    from ..ros.bag import write_bag
+    frames = load_frames(args)
+    if args.max_frames is not None:
+        frames = frames[: args.max_frames]
+    summary = write_bag(frames, args.out, storage=args.storage, rate_hz=args.rate,
+                        custom={"racalnet.dataset": args.dataset},
+                        extrinsics=args.extrinsics or ("first" if args.dataset == "synthetic" else "same"))
     print(f"wrote {summary.frames} frame(s) to {Path(summary.path)} ({summary.storage}): "
           + ", ".join(f"{t} x{n}" for t, n in summary.topics.items()))
     return 0

@@ -1,31 +1,36 @@
-"""`racalnet bench`: timing benchmarks (never timed tests). Each area lives in racalnet_ros/bench/<area>.py with
-`run(device="cpu", quick=False) -> list[dict]`; every row has at least "name" and "ms" (median per call)."""
+"""`racalnet bench`: timing benchmarks (never timed tests). Each area lives in a module of racalnet_ros/bench/
+(`AREAS`: area -> module) with `run(device="cpu", quick=False) -> list[dict]`; every row has at least "name" and "ms"
+(median per call). Torch threads: --threads / cpu_threads as in every command (default: config.default_cpu_threads)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import os
 from pathlib import Path
 
-HELP = ("time the whole pipeline end to end, the recalibration network, the alignment stages, the node overhead and "
-        "synthetic frame generation (writes a table / JSON)")
+HELP = ("time the whole pipeline end to end, the recalibration network, the alignment stages, the node overhead, "
+        "synthetic frame generation and the CPU thread rule under load (writes a table / JSON)")
 
-AREAS = ("pipeline", "recalibration", "alignment", "node", "synthetic")
+#: area (`--what`) -> module under racalnet_ros.bench
+AREAS = {"pipeline": "pipeline", "recalibration": "recalibration", "alignment": "alignment", "node": "node_overhead",
+         "synthetic": "synthetic", "threads": "threads", "rcnet": "rcnet"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .options import add_pipeline_options
+
     p.add_argument("--what", default="all", help=f"comma-separated areas out of {', '.join(AREAS)}, or 'all'")
-    p.add_argument("--device", default="", help="cpu | cuda | cuda:N | all (default: cpu; pipeline: all = cpu and "
-                   "cuda, cuda rows 'not measured' without a GPU)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     p.add_argument("--json", default="", help="also write all rows to this JSON file")
     p.add_argument("--out", default="", help="write bench.json and bench.md (machine, load, tables) into this folder")
     p.add_argument("--points", default="", help="pipeline only: radar point counts, e.g. 1000,4000")
     p.add_argument("--sizes", default="", help="pipeline only: image sizes, e.g. 640x480,1280x720")
     p.add_argument("--priors", default="", help="pipeline only: dav2-small-random and/or precomputed")
+    p.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
+                   help="node area: also run racalnet_node through DDS for SECONDS (20 Hz of 640x480 frames)")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="threads area: run N busy-looping processes meanwhile (a load generator)")
+    add_pipeline_options(p, device="cpu")  # --device: every area on it; pipeline without --device: cpu and cuda
 
 
 def format_rows(rows: list[dict]) -> str:
@@ -44,38 +49,48 @@ def _fmt(v) -> str:
 
 
 def _pipeline_filters(args: argparse.Namespace) -> dict:
+    from ..errors import UsageError
+
     try:
         points = tuple(int(x) for x in args.points.split(",") if x.strip())
         sizes = tuple(tuple(int(v) for v in x.lower().split("x")) for x in args.sizes.split(",") if x.strip())
     except ValueError:
-        raise SystemExit(f"racalnet bench: --points / --sizes: expected e.g. 1000,4000 and 640x480, got "
+        raise UsageError(f"--points / --sizes: expected e.g. 1000,4000 and 640x480, got "
                          f"{args.points!r}, {args.sizes!r}") from None
     priors = tuple(x.strip() for x in args.priors.split(",") if x.strip())
     return {"points": points or None, "sizes": sizes or None, "priors": priors or None}
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
+
     import torch
 
     from ..bench.pipeline import machine_info, markdown
+    from ..config import resolve_device
+    from ..errors import UsageError
+    from ..summary import write_json
+    from .options import setup
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    areas = AREAS if args.what == "all" else tuple(a.strip() for a in args.what.split(",") if a.strip())
+    cfg = setup(args)  # sets torch's threads from --threads / cpu_threads
+    device = resolve_device(cfg.device)
+    areas = tuple(AREAS) if args.what == "all" else tuple(a.strip() for a in args.what.split(",") if a.strip())
     unknown = [a for a in areas if a not in AREAS]
     if unknown:
-        raise SystemExit(f"racalnet bench: unknown area(s) {unknown}; choose from {AREAS}")
+        raise UsageError(f"--what: unknown area(s) {unknown}; choose from {', '.join(AREAS)}")
     info = machine_info()
-    print(f"# racalnet bench on {info['cpu']} ({info['cores']} cores), GPU {info['gpu'] or 'none'}, "
+    print(f"# racalnet bench on {info['cpu']} ({info['cores']} cores), GPU {info['gpu'] or 'none'}, device={device}, "
           f"torch threads={info['torch_threads']}, torch {info['torch']}, load average {info['loadavg']}")
     everything: dict = {}
     pages = []
     for area in areas:
-        mod = importlib.import_module(f"racalnet_ros.bench.{area}")
-        if area == "pipeline":
-            rows = mod.run(device=args.device or "all", quick=args.quick, **_pipeline_filters(args))
+        module = importlib.import_module(f"racalnet_ros.bench.{AREAS[area]}")
+        if area == "pipeline":  # without --device: the cpu rows and the cuda rows ("not measured" without a GPU)
+            rows = module.run(device=device if args.device else "all", quick=args.quick, **_pipeline_filters(args))
         else:
-            rows = mod.run(device=args.device or "cpu", quick=args.quick)
+            rows = module.run(device=device, quick=args.quick, **({"load": args.load} if area == "threads" else {}))
+        if area == "node" and args.live > 0:
+            rows.append(module.measure_live(args.live, params={"device": device, "cpu_threads": cfg.cpu_threads}))
         everything[area] = rows
         print(f"\n## {area}\n")
         table = markdown(rows, {**info, "loadavg_after": [round(x, 2) for x in os.getloadavg()]}) \
@@ -84,12 +99,11 @@ def main(args: argparse.Namespace) -> int:
         pages.append(f"## {area}\n\n{table}")
     info["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(everything, f, indent=2)
+        write_json(args.json, everything)  # standard JSON: a row's NaN is null
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.json").write_text(json.dumps({"machine": info, "areas": everything}, indent=2))
-        (out / "bench.md").write_text(f"# racalnet bench\n\n" + "\n".join(pages))
+        write_json(out / "bench.json", {"machine": info, "areas": everything})
+        (out / "bench.md").write_text("# racalnet bench\n\n" + "\n".join(pages))
         print(f"\nwrote {out / 'bench.json'} and {out / 'bench.md'}")
     return 0

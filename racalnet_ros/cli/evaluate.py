@@ -12,23 +12,27 @@ aligner's "previous fit" memory is reset before each frame. Ground truth is the 
 (geometry.lidar_depth_map), cropped to the dataset's eval_crop_rows. Pixels the pipeline leaves NaN are handled by
 metrics.py's policy (excluded, reported as coverage).
 
-Outputs in --out: results.json (summaries, settings, per-configuration diagnostics), results.md (tables + command);
+Outputs in --out: results.json (standard JSON: summaries, settings, per-configuration diagnostics, the resolved
+checkpoint and its provenance, the frames that could not be used), results.md (tables + command);
 --save-depth: <out>/<configuration>/depth/<frame_id>.png (uint16, metres x 256, 0 = invalid, full camera
 resolution) and <out>/<configuration>/anchors/<frame_id>.npy (float32 N x 4: u, v, depth, confidence of the kept
 anchors); --figures K: <out>/<configuration>/figures/<frame_id>.png for the first K frames.
+
+A frame that cannot be used (a missing or corrupt file, no LiDAR) is named in the log and in results.json
+("bad_frames") and the others are evaluated; the exit code is then 1 unless --skip-bad is given. With a real
+dataset and a checkpoint trained on synthetic data only, one line says so (and how to train on your own data).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
-import json
 import logging
 import math
 import sys
 import time
-from pathlib import Path
+
+from ..errors import RacalnetError, UsageError
 
 HELP = "evaluate dense depth (full / no-displacement / no-recalibration / baseline) against LiDAR, paper Table IV"
 
@@ -36,14 +40,14 @@ log = logging.getLogger("racalnet.evaluate")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .options import add_alias, add_bag_options, add_pipeline_options, add_skip_bad_option
+
     p.add_argument("--dataset", required=True,
-                   help="astyx | zju | synthetic, or MODULE:CLASS of a FrameDataset taking the root folder")
-    p.add_argument("--root", default="", help="dataset folder (synthetic: a folder written by `racalnet synth`)")
+                   help="astyx | zju | synthetic | bag, or MODULE:CLASS of a FrameDataset taking the root folder")
+    p.add_argument("--root", default="", help="dataset folder (synthetic: a folder written by `racalnet synth`; bag: "
+                                              "the rosbag2 directory)")
     p.add_argument("--seeds", default="", help="synthetic only, instead of --root: generate these seeds on the fly "
-                                               "(e.g. 1000-1019 or 5,7,9)")
-    p.add_argument("--checkpoint", default="", help="recalibration checkpoint (.safetensors; default: shipped one)")
-    p.add_argument("--prior", default="frame",
-                   help="precomputed:DIR | depth-anything-v2[:ID_OR_PATH] | synthetic | frame (default)")
+                                               "(A-B inclusive, e.g. 1000-1019, or 5,7,9)")
     p.add_argument("--frames", default="", help="frame ids or numeric ranges, e.g. 80-99 or 000080,000081")
     p.add_argument("--split", default="", help="named split of the dataset (e.g. val)")
     p.add_argument("--ablation", default="all",
@@ -51,42 +55,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--save-depth", action="store_true", help="write depth PNGs and kept anchors per frame")
     p.add_argument("--figures", type=int, default=0, metavar="K", help="figures for the first K frames")
-    p.add_argument("--config", default="", help="pipeline YAML (plain or ROS parameter layout)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu) | cpu | cuda | cuda:N")
-    p.add_argument("--fp16", action="store_true", help="half-precision prior network on CUDA")
-    p.add_argument("--threshold", type=float, default=-1.0, help="recalibration confidence threshold (<0: checkpoint's)")
+    add_skip_bad_option(p)
+    add_pipeline_options(p, device="auto", prior="frame")
+    add_alias(p, "--fp16", "prior.fp16", const=True, help="half-precision prior network on CUDA")
+    add_alias(p, "--threshold", "recalibration.threshold", help="recalibration confidence threshold (<0: checkpoint's)")
+    add_bag_options(p)
 
 
 def parse_configurations(text: str) -> list[str]:
-    from ..pipeline import ABLATIONS
+    from ..config import ABLATIONS
 
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names or names == ["all"]:
         return list(ABLATIONS)
     bad = [n for n in names if n not in ABLATIONS]
     if bad:
-        raise SystemExit(f"racalnet evaluate: --ablation: unknown configuration(s) {bad}; choose from "
-                         f"{', '.join(ABLATIONS)} or all")
+        raise UsageError(f"--ablation: unknown configuration(s) {bad}; choose from {', '.join(ABLATIONS)} or all")
     return names
-
-
-def parse_int_list(text: str) -> list[int]:
-    """"80-99" / "5,7,9" / "1-3,8" -> ints."""
-    out: list[int] = []
-    for tok in text.split(","):
-        tok = tok.strip()
-        if not tok:
-            continue
-        a, sep, b = tok.partition("-")
-        try:
-            out.extend(range(int(a), int(b) + 1) if sep else [int(a)])
-        except ValueError:
-            raise SystemExit(f"racalnet evaluate: cannot parse {tok!r} (expected N or N-M)") from None
-    return out
 
 
 def select_frames(ds, text: str):
     """Restrict a dataset to --frames: exact ids, or numbers / ranges matched against numeric ids."""
+    from .options import parse_ranges
+
     if not text:
         return ds
     by_num = {}
@@ -100,19 +91,21 @@ def select_frames(ds, text: str):
         if tok in ds.ids:
             ids.append(tok)
             continue
-        for n in parse_int_list(tok):
+        for n in parse_ranges(tok, "--frames"):
             if n not in by_num:
-                raise SystemExit(f"racalnet evaluate: --frames: no frame numbered {n} in {ds.name}")
+                raise UsageError(f"--frames: no frame numbered {n} in {ds.name}")
             ids.append(by_num[n])
     return ds.subset(ids)
 
 
 def open_frames(args):
     """The dataset view to evaluate (kind, root or seeds, split, frames)."""
+    from .options import dataset_kwargs, parse_ranges
+
     if args.dataset == "synthetic" and args.seeds:
         from ..datasets.synthetic import SyntheticDataset
 
-        ds = SyntheticDataset.generate(parse_int_list(args.seeds))
+        ds = SyntheticDataset.generate(parse_ranges(args.seeds, "--seeds"))
     elif ":" in args.dataset:
         module, _, cls = args.dataset.partition(":")
         ds = getattr(importlib.import_module(module), cls)(args.root)
@@ -120,90 +113,75 @@ def open_frames(args):
         from ..datasets import open_dataset
 
         if not args.root:
-            raise SystemExit("racalnet evaluate: --root is required for this dataset")
-        ds = open_dataset(args.dataset, args.root)
+            raise UsageError("--root is required for this dataset")
+        ds = open_dataset(args.dataset, args.root, **dataset_kwargs(args))
     if args.split:
         ds = ds.split(args.split)
     return select_frames(ds, args.frames)
 
 
-def lidar_ground_truth(frame):
-    """Sparse LiDAR depth map of the frame (H x W metres, 0 = none)."""
-    from .. import geometry
+def build_pipelines(names, base) -> dict:
+    """{configuration: Pipeline}, each from `base.ablation(name)`, all sharing one prior instance (its network is
+    loaded once). A checkpoint or prior that cannot be loaded stops the command (pipeline.py decides, as everywhere)."""
+    from ..config import resolve_device
+    from ..pipeline import Pipeline, load_prior
 
-    if frame.lidar is None:
-        raise SystemExit(f"racalnet evaluate: frame {frame.frame_id} has no LiDAR: nothing to evaluate against")
-    return geometry.lidar_depth_map(frame)
-
-
-def build_pipelines(names, base, checkpoint: str, threshold: float):
-    """{configuration: Pipeline}; recalibrated configurations need the checkpoint. Returns (pipelines, skipped)."""
-    from ..metric_depth.aligner import Aligner
-    from ..pipeline import Pipeline, load_recalibrator
-
-    pipes, skipped = {}, {}
+    base = base.validate()
+    shared = load_prior(base.prior, resolve_device(base.device))
+    pipes = {}
     for name in names:
-        cfg = base.ablation(name)
-        cfg.recalibration.checkpoint = checkpoint or cfg.recalibration.checkpoint
-        if threshold >= 0:
-            cfg.recalibration.threshold = threshold
-        rec = None
-        if cfg.recalibration.enabled:
-            try:
-                rec = load_recalibrator(cfg.recalibration, cfg.device)
-            except (RuntimeError, OSError, ValueError) as exc:
-                skipped[name] = str(exc)
-                continue
-        pipes[name] = Pipeline(rec, None, Aligner(cfg.align, cfg.refine, cfg.smooth, device=cfg.device), cfg)
-    return pipes, skipped
+        try:
+            pipes[name] = Pipeline.from_config(base.ablation(name), prior=shared)
+        except RacalnetError as exc:
+            raise type(exc)(f"configuration {name!r}: {exc}") from None
+    return pipes
 
 
 def main(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ..geometry import lidar_depth_map
     from ..metric_depth.output import figure, write_anchors, write_depth_png, write_figure
-    from ..metric_depth.priors import make_prior
     from ..metrics import MetricAccumulator, format_table
-    from ..pipeline import PipelineConfig, resolve_device
+    from ..summary import write_json
+    from .options import bad_frames_exit, check_output_folder, setup
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = parse_configurations(args.ablation)
-    base = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
-    try:
-        args.device = resolve_device(args.device)
-    except ValueError as exc:
-        raise SystemExit(f"racalnet evaluate: --device: {exc}") from None
-    base.device = args.device
-    pipes, skipped = build_pipelines(names, base, args.checkpoint, args.threshold)
-    explicit = args.ablation.strip() != "all"
-    if skipped and (explicit or not pipes):
-        for n, why in skipped.items():
-            print(f"racalnet evaluate: configuration {n!r} needs the recalibration checkpoint: {why}", file=sys.stderr)
-        return 2
-    for n, why in skipped.items():
-        print(f"racalnet evaluate: skipping {n!r} (no recalibration checkpoint: {why})", file=sys.stderr)
-
+    out = check_output_folder(args.out)
+    base = setup(args)
     ds = open_frames(args)
-    prior = make_prior(args.prior, device=args.device, fp16=args.fp16)
+    pipes = build_pipelines(names, base)
+    prior = next(iter(pipes.values())).prior  # the one shared instance
+    ckpt = next((p.checkpoint_info() for p in pipes.values() if p.checkpoint is not None),
+                {"checkpoint": None, "provenance": None})
+    described = ds.describe() if hasattr(ds, "describe") else {}
+    if described.get("real"):  # the synthetic default meets a real sensor: say it once
+        warning = next((w for w in (p.synthetic_on_real_warning() for p in pipes.values()) if w), None)
+        if warning:
+            print(f"racalnet evaluate: {warning}", file=sys.stderr, flush=True)
     crop = getattr(ds, "eval_crop_rows", None)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     acc = {n: MetricAccumulator() for n in pipes}
     stats = {n: {"fallbacks": {}, "anchors_total": [], "anchors_kept": [], "anchors_used": [], "scale": [],
                  "shift": [], "times_ms": {}} for n in pipes}
     frame_ids: list[str] = []
+    bad: list[tuple[str, str]] = []  # frames that could not be used: (frame id, reason)
     prior_ms: list[float] = []
     t_start = time.perf_counter()
     for k, frame in enumerate(ds.iter_frames(skip_bad=True)):
         t0 = time.perf_counter()
-        p = prior.predict(frame)
+        try:
+            p = prior.predict(frame)  # once per frame, shared by every configuration
+            gt = lidar_depth_map(frame, required=True)
+        except RacalnetError as exc:
+            bad.append((frame.frame_id, " ".join(str(exc).split())))
+            log.warning("frame %s cannot be used: %s", frame.frame_id, bad[-1][1])
+            continue
         prior_ms.append((time.perf_counter() - t0) * 1e3)
-        frame = dataclasses.replace(frame, prior=p)
-        gt = lidar_ground_truth(frame)
         frame_ids.append(frame.frame_id)
         for name, pipe in pipes.items():
             pipe.aligner.reset()  # frames are independent samples
-            res = pipe.run(frame)
+            res = pipe.run(frame, prior=p)
             acc[name].add(res.depth, gt, crop_rows=crop)
             st, dg = stats[name], res.diagnostics
             for f in dg["fallbacks"]:
@@ -220,9 +198,10 @@ def main(args: argparse.Namespace) -> int:
                              pipe.config.align.max_depth, title=name)
                 write_figure(out / name / "figures" / f"{frame.frame_id}.png", fig)
         log.info("frame %s done (%d/%d)", frame.frame_id, k + 1, len(ds))
+    bad = [(f, " ".join(r.split())) for f, r in getattr(ds, "skipped", [])] + bad
     if not frame_ids:
-        print("racalnet evaluate: no frame could be loaded", file=sys.stderr)
-        return 1
+        raise UsageError("no frame could be used" + (f" ({bad[0][0]}: {bad[0][1]}" + (" ..." if len(bad) > 1 else "")
+                                                     + ")" if bad else ""))
 
     summaries = {n: a.summary() for n, a in acc.items()}
     table = format_table(summaries)
@@ -237,20 +216,18 @@ def main(args: argparse.Namespace) -> int:
             for n, st in stats.items()}
     command = "racalnet evaluate " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["evaluate"] else ""
     results = {
-        "dataset": args.dataset, "root": args.root, "seeds": args.seeds, "split": args.split, "prior": args.prior,
-        "checkpoint": args.checkpoint, "frames": frame_ids, "n_frames": len(frame_ids),
-        "skipped_frames": [list(s) for s in getattr(ds, "skipped", [])],
-        "skipped_configurations": skipped, "eval_crop_rows": list(crop) if crop else None,
+        "dataset": args.dataset, "root": args.root, "seeds": args.seeds, "split": args.split,
+        "prior": base.prior.spec(), **ckpt, "data": described, "frames": frame_ids,
+        "n_frames": len(frame_ids), "bad_frames": dict(bad),
+        "eval_crop_rows": list(crop) if crop else None,
         "configurations": summaries, "diagnostics": diag, "prior_ms_median": med(prior_ms),
         "pipeline_config": base.to_flat(), "wall_s": time.perf_counter() - t_start, "command": command,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True))
-    md = [f"# Evaluation: {args.dataset} ({len(frame_ids)} frames), prior {args.prior}", ""]
+    write_json(out / "results.json", results)
+    md = [f"# Evaluation: {args.dataset} ({len(frame_ids)} frames), prior {base.prior.spec()}", ""]
     if command:
         md += ["```", command, "```", ""]
     md += [table, ""]
-    if skipped:
-        md += ["Skipped configurations: " + ", ".join(f"{n} ({why})" for n, why in skipped.items()), ""]
     md += ["| configuration | fallbacks | anchors in image (median) | kept | used by the fit |", "|---|---|---|---|---|"]
     for n, d in diag.items():
         fb = ", ".join(f"{k} x{v}" for k, v in d["fallbacks"].items()) or "none"
@@ -258,4 +235,4 @@ def main(args: argparse.Namespace) -> int:
                   f"{d['anchors_used_median']:.0f} |")
     (out / "results.md").write_text("\n".join(md) + "\n")
     print(f"\nwrote {out / 'results.json'} and {out / 'results.md'}")
-    return 0
+    return bad_frames_exit("evaluate", bad, len(frame_ids) + len(bad), args.skip_bad)

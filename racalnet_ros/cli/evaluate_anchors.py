@@ -3,47 +3,55 @@ radar, screened, and screened + displaced anchors."""
 
 from __future__ import annotations
 
+from ..errors import UsageError
+
 HELP = "score radar anchors against the LiDAR: raw vs screened vs screened+displaced"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--dataset", required=True, choices=["astyx", "zju", "synthetic"])
-    p.add_argument("--root", default=None, help="dataset folder (synthetic: omit to generate --seeds on the fly)")
-    p.add_argument("--checkpoint", default=None, help="recalibration checkpoint (default: the shipped one)")
+    from .options import DATASET_KINDS, add_alias, add_bag_options, add_pipeline_options
+
+    p.add_argument("--dataset", required=True, choices=DATASET_KINDS)
+    p.add_argument("--root", default=None,
+                   help="dataset folder (synthetic: omit to generate --seeds on the fly; bag: the rosbag2 directory)")
     p.add_argument("--split", default="val")
     p.add_argument("--ids", default="", help="only these frame ids of the split, comma-separated")
-    p.add_argument("--seeds", default="100000:100040", help="synthetic on-the-fly seeds when --root is not given")
-    p.add_argument("--threshold", type=float, default=None, help="confidence threshold (default: the checkpoint's)")
+    p.add_argument("--seeds", default="100000-100039",
+                   help="synthetic on-the-fly seeds when --root is not given (A-B inclusive, a,b,c, or A:B)")
     p.add_argument("--sweep", default="", help="extra thresholds to report, e.g. 0.3,0.5,0.7")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="write the summary as JSON to this file")
+    add_pipeline_options(p, device="cpu")
+    add_alias(p, "--threshold", "recalibration.threshold", help="confidence threshold (default: the checkpoint's)")
+    add_bag_options(p)
 
 
 def main(args) -> int:
-    import json
-
-    from racalnet_ros.recalibration import Recalibrator, default_checkpoint
-    from racalnet_ros.recalibration.config import LabelConfig
-    from racalnet_ros.recalibration.evaluate import AnchorStats, format_anchor_table
-
-    ckpt = args.checkpoint or default_checkpoint()
-    rec = Recalibrator.from_checkpoint(ckpt, device=args.device, threshold=args.threshold)
-    if args.dataset == "synthetic" and not args.root:
-        from racalnet_ros.datasets.synthetic import SyntheticDataset
-        from racalnet_ros.recalibration.train import parse_seeds
-        ds = SyntheticDataset.generate(parse_seeds(args.seeds))
-    else:
-        if not args.root:
-            raise SystemExit(f"--root is required for --dataset {args.dataset}")
-        from racalnet_ros.datasets import open_dataset
-        ds = open_dataset(args.dataset, args.root, split=args.split)
-    if args.ids:
-        ds = ds.subset([i for i in args.ids.split(",") if i])
-    label_cfg = LabelConfig.for_dataset(args.dataset)
-    thresholds = [rec.threshold] + [float(t) for t in args.sweep.split(",") if t]
-    stats = {t: AnchorStats(label_cfg) for t in thresholds}
+    
     import numpy as np
     from tqdm import tqdm
+
+    from ..config import resolve_device
+    from ..pipeline import checkpoint_path, load_recalibrator
+    from ..recalibration.evaluate import AnchorStats, format_anchor_table
+    from ..recalibration.labels import default_label_config
+    from .options import dataset_kwargs, parse_ranges, setup
+
+    cfg = setup(args)
+    ckpt = checkpoint_path(cfg.recalibration)
+    rec = load_recalibrator(cfg.recalibration, resolve_device(cfg.device))
+    if args.dataset == "synthetic" and not args.root:
+        from ..datasets.synthetic import SyntheticDataset
+        ds = SyntheticDataset.generate(parse_ranges(args.seeds, "--seeds"))
+    else:
+        if not args.root:
+            raise UsageError(f"--root is required for --dataset {args.dataset}")
+        from ..datasets import open_dataset
+        ds = open_dataset(args.dataset, args.root, split=args.split, **dataset_kwargs(args))
+    if args.ids:
+        ds = ds.subset([i for i in args.ids.split(",") if i])
+    label_cfg, _ = default_label_config(ds)  # the dataset's preset, or measured from a bag's LiDAR
+    thresholds = [rec.threshold] + [float(t) for t in args.sweep.split(",") if t]
+    stats = {t: AnchorStats(label_cfg) for t in thresholds}
     for frame in tqdm(ds.iter_frames(skip_bad=True), total=len(ds), desc="evaluating anchors", unit="frame"):
         pr, conf, disp = rec.predict(frame)
         uv_true = None
@@ -59,7 +67,8 @@ def main(args) -> int:
               f"checkpoint {ckpt}")
         print(format_anchor_table(summ))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"checkpoint": str(ckpt), "dataset": args.dataset, "label": label_cfg.to_dict(),
-                       "thresholds": out}, fh, indent=2)
+        from ..summary import write_json
+
+        write_json(args.json, {"checkpoint": str(ckpt), "dataset": args.dataset, "label": label_cfg.to_dict(),
+                               "thresholds": out})
     return 0

@@ -1,11 +1,13 @@
 """`racalnet evaluate-bag`: run racalnet_node on a replayed rosbag2, record its outputs to a bag, and score the
 recorded depth against the bag's LiDAR with the paper's metrics (racalnet_ros.metrics).
 
-    racalnet evaluate-bag BAG --out DIR [--params FILE] [--checkpoint CKPT] [--pace lockstep|realtime] [--rate R]
+    racalnet evaluate-bag BAG --out DIR [--config FILE] [--set KEY=VALUE] [--checkpoint CKPT] [--pace lockstep|realtime]
     racalnet evaluate-bag BAG --out DIR --recorded OUTPUT_BAG        # only score an already recorded output bag
 
-Everything runs on loopback DDS in its own ROS domain (racalnet_ros.ros.dds); the node is a subprocess in its own
-process group, stopped (SIGINT, then SIGTERM/SIGKILL) whatever happens. Pacing "lockstep" (default) publishes one
+Everything runs on loopback DDS in its own ROS domain (racalnet_ros.ros.dds); the node runs with the one harness
+(racalnet_ros.ros.harness: parameter file, own process group, stopped with SIGINT, then SIGTERM/SIGKILL, whatever
+happens). The node's parameters (the bag's extrinsic, --config files, --set, the shortcuts) are checked with the
+node's own rules before it starts. Pacing "lockstep" (default) publishes one
 frame and waits for the node's depth of that frame before the next, so every frame is scored whatever the CPU speed;
 "realtime" plays the bag with its own timing x --rate and scores what the node managed (it drops frames when busy).
 
@@ -16,19 +18,18 @@ Writes DIR/outputs (the recorded bag), DIR/metrics.json, DIR/report.md, DIR/node
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 import numpy as np
+
+from ..config import FRAME_PRIOR_SOURCES
+from ..errors import UsageError
 
 HELP = "run racalnet_node on a replayed bag, record its outputs and score them against the bag's LiDAR"
 
@@ -40,37 +41,26 @@ COLORED_TOPIC = "/depth/colored"
 
 
 def add_arguments(p) -> None:
+    from .options import add_pipeline_options, add_skip_bad_option
+
     p.add_argument("bag", help="input rosbag2 directory (written by `racalnet bag-from-dataset` or with its topics)")
     p.add_argument("--out", required=True, help="output directory (created; must not hold an 'outputs' bag)")
     p.add_argument("--recorded", default=None,
                    help="score this already recorded output bag instead of running the node")
-    p.add_argument("--params", action="append", default=[],
-                   help="node parameters file(s) (/**: ros__parameters), applied before the bag's extrinsic")
-    p.add_argument("--checkpoint", default=None, help="recalibration checkpoint (.safetensors) for the node")
-    p.add_argument("--device", default=None, help="node device (auto, cpu, cuda, cuda:N)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra node parameter (YAML value), e.g. --set refine.enabled=false")
     p.add_argument("--pace", choices=("lockstep", "realtime"), default="lockstep")
     p.add_argument("--rate", type=float, default=1.0, help="realtime pace: playback speed factor")
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="output bag storage")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: one for this process)")
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds for the node to subscribe")
     p.add_argument("--frame-timeout", type=float, default=60.0, help="seconds to wait for one frame's output")
+    add_skip_bad_option(p)
+    add_pipeline_options(p, device="auto")
+    p.add_argument("--params", dest="config", action="append", metavar="FILE",
+                   help="alias of --config (node parameter files; the bag's extrinsic is applied over them)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# node parameters and process
-def _nest(flat: Mapping[str, Any]) -> dict:
-    out: dict = {}
-    for key, value in flat.items():
-        d = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            d = d.setdefault(p, {})
-        d[parts[-1]] = value
-    return out
-
-
+# node parameters
 def bag_node_parameters(bag: str | Path) -> dict[str, Any]:
     """Node parameters a bag implies: its radar extrinsic (`extrinsics.T_cam_radar`, from /tf_static or metadata)
     and `prior.source: topic` when it carries a prior topic."""
@@ -88,85 +78,12 @@ def bag_node_parameters(bag: str | Path) -> dict[str, Any]:
     return params
 
 
-def write_params_file(path: str | Path, params: Mapping[str, Any]) -> Path:
-    """Write flat dotted parameters as a ROS 2 params file (`/**: ros__parameters:` with nested keys)."""
-    import yaml
-    path = Path(path)
-    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": _nest(params)}}, sort_keys=False))
-    return path
-
-
 def node_remaps(bag: str | Path) -> list[str]:
     """`-r` remappings from the node's relative input names to the bag's topics."""
     from ..ros import bag as bagio
     t = bagio.bag_topics(bag)
     return [f"image:={t.image}", f"camera_info:={t.camera_info}", f"radar/points:={t.radar}",
             f"prior/inverse_depth:={t.prior}"]
-
-
-class NodeProcess:
-    """racalnet_node as a subprocess in its own process group (so its children die with it), output to a log file.
-
-    with NodeProcess(params_files, remaps, env, log_path) as node: ...   # always stopped on exit
-    """
-
-    def __init__(self, params_files: Sequence[str | Path], remaps: Sequence[str], env: Mapping[str, str],
-                 log_path: str | Path, pid_file: str | Path | None = None):
-        self.cmd = [sys.executable, "-m", "racalnet_ros.node", "--ros-args"]
-        for f in params_files:
-            self.cmd += ["--params-file", str(f)]
-        for r in remaps:
-            self.cmd += ["-r", r]
-        self.env = dict(env)
-        self.env.setdefault("PYTHONUNBUFFERED", "1")  # the log is current when we show its tail
-        self.log_path = Path(log_path)
-        self.pid_file = Path(pid_file) if pid_file else None  # written at start: lets callers check it is gone
-        self.proc: Optional[subprocess.Popen] = None
-
-    def start(self) -> "NodeProcess":
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        if self.pid_file is not None:
-            self.pid_file.write_text(f"{self.proc.pid}\n")
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 10.0) -> Optional[int]:
-        """SIGINT the process group, then SIGTERM, then SIGKILL; returns the exit code."""
-        if self.proc is None:
-            return None
-        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            if self.proc.poll() is not None:
-                break
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
-        try:  # children left in the group (none expected) go too
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._log.close()
-        return self.proc.poll()
-
-    def __enter__(self) -> "NodeProcess":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -180,23 +97,21 @@ class RunStats:
     seconds: float = 0.0
 
 
-class RunError(RuntimeError):
-    """The node did not start, died, or answered nothing; the message includes the end of its log."""
-
-
 def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, domain_id: int,
                     log_dir: str | Path, pace: str = "lockstep", rate: float = 1.0, storage: str = "sqlite3",
                     startup_timeout: float = 180.0, frame_timeout: float = 60.0,
                     prior_topic: bool = False) -> RunStats:
     """Start `node`, replay `bag` to it (in this process, own rclpy context on loopback DDS `domain_id`), record its
     outputs to `out_bag`, stop the node. prior_topic: the node takes its prior from the bag's prior topic (so that
-    subscription is awaited too). RunError if the node dies, never subscribes, or answers no frame."""
+    subscription is awaited too). NodeError if the node dies, never subscribes, or answers no frame."""
     from ..ros import bag as bagio
+    from ..ros.convert import stamp_to_ns
     from ..ros.dds import apply_local_ros_env
     apply_local_ros_env(domain_id, log_dir)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
+    from ..ros.harness import NodeError, last_words
     from ..ros.record import NODE_OUTPUTS, BagRecorder
     from ..ros.replay import BagPlayer
 
@@ -215,10 +130,7 @@ def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, dom
     def spin(dt: float) -> None:
         executor.spin_once(timeout_sec=max(0.0, dt))
 
-    def check_node() -> None:
-        if not node.alive():
-            raise RunError(f"racalnet_node exited with code {node.proc.poll()}; end of {node.log_path}:\n"
-                           + node.log_tail())
+    check_node = node.check_alive
 
     try:
         player = BagPlayer(ros_node, bag)
@@ -232,15 +144,18 @@ def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, dom
         while not all(player.publishers[t].get_subscription_count() > 0 for t in needed):
             check_node()
             if time.monotonic() > deadline:
-                raise RunError(f"racalnet_node did not subscribe to {needed} within {startup_timeout:.0f} s; end of "
-                               f"{node.log_path}:\n" + node.log_tail())
+                raise NodeError(f"racalnet_node did not subscribe to {needed} within {startup_timeout:.0f} s "
+                                f"(log: {node.log_path}): {last_words(node.output())}")
             spin(0.1)
-        # outputs are matched too (the recorder must not miss the first frame's depth)
-        deadline = time.monotonic() + 30.0
-        while ros_node.count_publishers(DEPTH_TOPIC) == 0 and time.monotonic() < deadline:
+        # outputs are matched too, from the recorder's side (it must not miss the first frame's depth)
+        deadline = time.monotonic() + startup_timeout
+        while not recorder.matched(DEPTH_TOPIC):
             check_node()
+            if time.monotonic() > deadline:
+                raise NodeError(f"the recorder did not match racalnet_node's {DEPTH_TOPIC} within "
+                                f"{startup_timeout:.0f} s (log: {node.log_path})")
             spin(0.1)
-        settle = time.monotonic() + 1.0  # the subscriber side matches a moment after the publisher side
+        settle = time.monotonic() + 1.0  # the node's subscriptions match ours a moment after ours see them
         while time.monotonic() < settle:
             spin(0.05)
 
@@ -258,7 +173,7 @@ def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, dom
             player.play_lockstep(after_frame)
         else:
             player.play(rate=rate, idle=spin)
-            stamps = [bagio.stamp_to_ns(m.header.stamp) for _, _, _, m in bagio.read_messages(bag, [topics.image])]
+            stamps = [stamp_to_ns(m.header.stamp) for _, _, _, m in bagio.read_messages(bag, [topics.image])]
             stats.frames_published = len(stamps)
             # the last frame is the newest, so the node processes it even when it dropped others: wait for it
             end = time.monotonic() + frame_timeout
@@ -276,42 +191,33 @@ def run_node_on_bag(bag: str | Path, out_bag: str | Path, node: NodeProcess, dom
         executor.shutdown()
         ros_node.destroy_node()
         rclpy.shutdown(context=ctx)
-    image_stamps = [bagio.stamp_to_ns(m.header.stamp) for _, _, _, m in bagio.read_messages(bag, [topics.image])]
+    image_stamps = [stamp_to_ns(m.header.stamp) for _, _, _, m in bagio.read_messages(bag, [topics.image])]
     answered = set(recorder.stamps.get(DEPTH_TOPIC, []))
     stats.frames_answered = len(answered & set(image_stamps))
     stats.missing_stamps = [s for s in image_stamps if s not in answered]
     stats.seconds = time.monotonic() - t_start
     if stats.frames_answered == 0:
-        raise RunError(f"racalnet_node published no {DEPTH_TOPIC} for any of the bag's {len(image_stamps)} frames; "
-                       f"end of {node.log_path}:\n" + node.log_tail())
+        raise NodeError(f"racalnet_node published no {DEPTH_TOPIC} for any of the bag's {len(image_stamps)} frames "
+                        f"(log: {node.log_path}): {last_words(node.output())}")
     return stats
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # scoring
-def lidar_ground_truth(frame) -> np.ndarray:
-    """H x W float32 sparse LiDAR depth (0 = none): geometry.lidar_depth_map where available, else the same
-    projection + z-buffer written out."""
-    from .. import geometry
-    if frame.lidar is None:
-        raise ValueError(f"frame {frame.frame_id}: the bag has no LiDAR to score against")
-    if hasattr(geometry, "lidar_depth_map"):
-        return geometry.lidar_depth_map(frame)
-    p = geometry.project_to_image(frame.lidar, frame.T_cam_lidar, frame.camera)
-    return geometry.sparse_depth_map(p.uv, p.depth, frame.width, frame.height)
-
-
 def read_outputs(output_bag: str | Path, topic: str = DEPTH_TOPIC) -> dict[int, Any]:
     """{header stamp ns: message} of one topic of a recorded output bag (the last message wins per stamp)."""
     from ..ros import bag as bagio
-    return {bagio.stamp_to_ns(m.header.stamp): m for _, _, _, m in bagio.read_messages(output_bag, [topic])}
+    from ..ros.convert import stamp_to_ns
+    return {stamp_to_ns(m.header.stamp): m for _, _, _, m in bagio.read_messages(output_bag, [topic])}
 
 
 def score_bag(input_bag: str | Path, output_bag: str | Path, crop_rows=None) -> dict[str, Any]:
     """Score recorded depth images against the input bag's LiDAR. Returns {"summary": MetricAccumulator.summary(),
     "frames": per-frame rows, "n_frames", "n_scored", "missing": frame ids without output}."""
+    from ..geometry import lidar_depth_map
     from ..metrics import MetricAccumulator
     from ..ros import bag as bagio
+    from ..ros import convert
 
     depth_msgs = read_outputs(output_bag, DEPTH_TOPIC)
     anchor_msgs = read_outputs(output_bag, ANCHORS_TOPIC)
@@ -324,16 +230,15 @@ def score_bag(input_bag: str | Path, output_bag: str | Path, crop_rows=None) -> 
         if msg is None:
             missing.append(frame.frame_id)
             continue
-        if msg.encoding != "32FC1":
-            raise bagio.BagError(f"{output_bag}: {DEPTH_TOPIC} has encoding {msg.encoding}, expected 32FC1")
-        depth = bagio.image_to_array(msg)
+        depth = convert.depth_from_image(msg, f"{output_bag}: {DEPTH_TOPIC}")
+        gt = lidar_depth_map(frame, required=True)
         if depth.shape != (frame.height, frame.width):
             raise bagio.BagError(f"{output_bag}: depth of frame {frame.frame_id} is {depth.shape[1]}x{depth.shape[0]},"
                                  f" the image is {frame.width}x{frame.height}")
-        per_range = acc.add(depth, lidar_ground_truth(frame), crop_rows=crop_rows)
+        per_range = acc.add(depth, gt, crop_rows=crop_rows)
         row = {"frame_id": frame.frame_id, "stamp_ns": stamp,
                "valid_fraction": float(np.mean(np.isfinite(depth) & (depth > 0))),
-               "anchors": int(anchor_msgs[stamp].width * anchor_msgs[stamp].height) if stamp in anchor_msgs else None}
+               "anchors": convert.point_count(anchor_msgs[stamp]) if stamp in anchor_msgs else None}
         for name, m in per_range.items():
             row[name] = m
         rows.append(row)
@@ -342,15 +247,24 @@ def score_bag(input_bag: str | Path, output_bag: str | Path, crop_rows=None) -> 
 
 
 def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
+    """Standard JSON values (NaN -> null): summary.to_json, the one converter."""
+    from ..summary import to_json
+
+    return to_json(x)
+
+
+def checkpoint_info(params: Mapping[str, Any]) -> dict[str, Any]:
+    """{"checkpoint": the resolved file the node loads (None without recalibration), "provenance": what it was
+    trained on}, from the node's flat parameters; CheckpointError naming the file when it is missing or broken."""
+    from ..pipeline import checkpoint_path
+    from ..recalibration.checkpoint import read_provenance
+    from ..ros.params import parameter_fields, settings_from_values
+
+    settings = settings_from_values({k: v for k, v in params.items() if k in parameter_fields()})
+    if not settings.pipeline.recalibration.enabled:
+        return {"checkpoint": None, "provenance": None}
+    path = checkpoint_path(settings.pipeline.recalibration).resolve()
+    return {"checkpoint": str(path), "provenance": read_provenance(path)}
 
 
 def metrics_markdown(scores: Mapping[str, Any], name: str = "racalnet_node") -> str:
@@ -361,12 +275,22 @@ def metrics_markdown(scores: Mapping[str, Any], name: str = "racalnet_node") -> 
 
 
 def write_report(out: Path, input_bag: Path, output_bag: Path, scores: Mapping[str, Any],
-                 stats: Optional[RunStats] = None, command: str = "", extra: str = "") -> Path:
-    (out / "metrics.json").write_text(json.dumps(_jsonable({"input_bag": str(input_bag),
-                                                            "output_bag": str(output_bag), **scores}), indent=1))
+                 stats: Optional[RunStats] = None, command: str = "", extra: str = "",
+                 info: Optional[Mapping[str, Any]] = None) -> Path:
+    """metrics.json (standard JSON: the scores, plus `info`, e.g. checkpoint_info()) and report.md."""
+    from ..summary import write_json
+
+    write_json(out / "metrics.json", {"input_bag": str(input_bag), "output_bag": str(output_bag), **(info or {}),
+                                      **scores}, indent=1)
     lines = ["# racalnet evaluate-bag", "", f"- input bag: `{input_bag}`", f"- node outputs: `{output_bag}`"]
     if command:
         lines.append(f"- command: `{command}`")
+    if info and "checkpoint" in info:
+        from ..recalibration.checkpoint import provenance_text
+
+        prov = info.get("provenance")
+        lines.append(f"- checkpoint: `{info['checkpoint']}`" + (f" (trained on {provenance_text(prov)})" if prov
+                                                                 else ""))
     if stats is not None:
         lines.append(f"- frames published {stats.frames_published}, answered {stats.frames_answered}, "
                      f"wall time {stats.seconds:.1f} s, recorded {stats.recorded}")
@@ -378,71 +302,59 @@ def write_report(out: Path, input_bag: Path, output_bag: Path, scores: Mapping[s
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def parse_sets(items: Sequence[str]) -> dict[str, Any]:
-    import yaml
-    out = {}
-    for it in items:
-        key, sep, value = it.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set {it!r}: expected KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
-def evaluate(bag: Path, out: Path, params_files: Sequence[str | Path] = (), overrides: Mapping[str, Any] = (),
-             pace: str = "lockstep", rate: float = 1.0, storage: str = "sqlite3", domain_id: Optional[int] = None,
-             startup_timeout: float = 180.0, frame_timeout: float = 60.0) -> tuple[dict, RunStats, Path]:
-    """Run + record + score (the body of `racalnet evaluate-bag` without --recorded). Returns (scores, stats,
-    output bag)."""
+def evaluate(bag: Path, out: Path, params: Mapping[str, Any], pace: str = "lockstep", rate: float = 1.0,
+             storage: str = "sqlite3", domain_id: Optional[int] = None, startup_timeout: float = 180.0,
+             frame_timeout: float = 60.0) -> tuple[dict, RunStats, Path]:
+    """Run + record + score (the body of `racalnet evaluate-bag` without --recorded): racalnet_node with the flat
+    parameters `params` on the bag. Returns (scores, stats, output bag)."""
+    from ..pipeline import checkpoint_path
     from ..ros.dds import default_domain_id, local_ros_env
+    from ..ros.harness import NodeProcess
+    from ..ros.params import parameter_fields, settings_from_values
+
     out.mkdir(parents=True, exist_ok=True)
     out_bag = out / "outputs"
     if out_bag.exists():
-        raise FileExistsError(f"{out_bag} exists; remove it or choose another --out")
+        raise UsageError(f"{out_bag} exists; remove it or choose another --out")
     if domain_id is None:
         domain_id = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID", "").strip() \
             else default_domain_id()
-    params = bag_node_parameters(bag)
-    params.update(dict(overrides))
-    bag_params = write_params_file(out / "node_params.yaml", params)
+    settings = settings_from_values({k: v for k, v in params.items() if k in parameter_fields()})
+    if settings.pipeline.recalibration.enabled:
+        checkpoint_path(settings.pipeline.recalibration)  # a missing checkpoint stops us before the node starts
     log_dir = out / "ros_log"
-    env = local_ros_env(domain_id, log_dir)
-    node = NodeProcess(list(params_files) + [bag_params], node_remaps(bag), env, out / "node.log",
-                       pid_file=out / "node.pid")
+    node = NodeProcess(params, log_dir=log_dir, remaps=node_remaps(bag), env=local_ros_env(domain_id, log_dir),
+                       log_path=out / "node.log", pid_file=out / "node.pid", params_path=out / "node_params.yaml")
     stats = run_node_on_bag(bag, out_bag, node, domain_id, log_dir, pace=pace, rate=rate, storage=storage,
                             startup_timeout=startup_timeout, frame_timeout=frame_timeout,
-                            prior_topic=params.get("prior.source") == "topic")
+                            prior_topic=str(params.get("prior.source", "topic")) in FRAME_PRIOR_SOURCES)
     return score_bag(bag, out_bag), stats, out_bag
 
 
-def terminate_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit so `finally` blocks (which stop the node's process group) run."""
-    def handler(signum, frame):
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, handler)
-
-
 def main(args) -> int:
+    from ..ros.harness import terminate_on_sigterm
+    from .options import bad_frames_exit, check_output_folder, node_parameters
+
     logging.basicConfig(level=logging.INFO, format="[evaluate-bag] %(message)s")
     terminate_on_sigterm()
-    from ..ros.bag import BagError
-    bag, out = Path(args.bag), Path(args.out)
-    try:
-        if args.recorded:
-            out.mkdir(parents=True, exist_ok=True)
-            scores, stats, out_bag = score_bag(bag, args.recorded), None, Path(args.recorded)
-        else:
-            overrides = parse_sets(args.set)
-            if args.checkpoint:
-                overrides["recalibration.checkpoint"] = str(Path(args.checkpoint).resolve())
-            if args.device:
-                overrides["device"] = args.device
-            scores, stats, out_bag = evaluate(bag, out, args.params, overrides, args.pace, args.rate, args.storage,
-                                              args.domain_id, args.startup_timeout, args.frame_timeout)
-    except (BagError, RunError, FileExistsError, ValueError) as exc:
-        print(f"evaluate-bag: {exc}", file=sys.stderr)
-        return 1
-    report = write_report(out, bag, out_bag, scores, stats, " ".join(sys.argv))
+    bag = Path(args.bag)
+    out = check_output_folder(args.out)
+    info: dict[str, Any] = {}
+    if args.recorded:
+        scores, stats, out_bag = score_bag(bag, args.recorded), None, Path(args.recorded)
+    else:
+        if args.checkpoint:
+            args.checkpoint = str(Path(args.checkpoint).resolve())
+        params = node_parameters(args, implied=bag_node_parameters(bag))
+        info = checkpoint_info(params)  # a missing or broken checkpoint stops us before the node starts
+        scores, stats, out_bag = evaluate(bag, out, params, args.pace, args.rate, args.storage, args.domain_id,
+                                          args.startup_timeout, args.frame_timeout)
+    report = write_report(out, bag, out_bag, scores, stats, " ".join(sys.argv), info=info)
     print(metrics_markdown(scores))
     print(f"report: {report}")
-    return 0 if scores["n_scored"] > 0 else 1
+    if scores["n_scored"] == 0:
+        raise UsageError(f"no frame of {bag} got a depth image")
+    if not args.recorded and args.pace == "lockstep":  # realtime: a busy node drops frames by design
+        bad = [(f, "no depth output (the node skipped it: see node.log)") for f in scores["missing"]]
+        return bad_frames_exit("evaluate-bag", bad, scores["n_frames"], args.skip_bad)
+    return 0

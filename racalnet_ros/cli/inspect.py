@@ -1,6 +1,7 @@
 """`racalnet inspect`: dataset statistics per frame and in summary (radar / LiDAR points in the image, depth ranges),
 optional overlay PNGs of radar and LiDAR on the image, and optionally how far raw radar depth is from the LiDAR
-around it (`--consistency`, issue 2 item 7; see racalnet_ros.metrics.radar_lidar_agreement)."""
+around it (`--consistency`, issue 2 item 7; see racalnet_ros.metrics.radar_lidar_agreement). `--radar-stats` measures
+what the radar looks like instead and compares it with a reference (racalnet_ros.datasets.radar_stats, issue 9)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import json
 import logging
 from pathlib import Path
 
-HELP = "dataset statistics (radar/LiDAR points in image, depth ranges), overlay PNGs, radar-vs-LiDAR agreement"
+HELP = ("dataset statistics (radar/LiDAR points in image, depth ranges), overlay PNGs, radar-vs-LiDAR agreement, "
+        "radar statistics against a reference (--radar-stats)")
 
-#: overlay colour scale: depth 0 .. OVERLAY_MAX_DEPTH metres mapped onto OpenCV's TURBO colormap (near = red end)
-OVERLAY_MAX_DEPTH = 80.0
+#: overlay colour scale (metric_depth.output.colorize_depth, the package's one colour map): near = red, far = blue
+OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH = 1.0, 80.0
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--dataset", required=True, choices=["astyx", "zju", "synthetic"])
-    p.add_argument("--root", required=True, help="dataset folder")
+    from .options import DATASET_KINDS, add_bag_options
+
+    p.add_argument("--dataset", required=True, choices=DATASET_KINDS)
+    p.add_argument("--root", required=True, help="dataset folder (bag: the rosbag2 directory)")
     p.add_argument("--split", default=None, help="named split (e.g. train, val, full)")
     p.add_argument("--frames", nargs="+", default=None, help="frame ids (default: all of the split)")
     p.add_argument("--limit", type=int, default=None, help="inspect at most this many frames")
@@ -28,15 +32,13 @@ def add_arguments(p) -> None:
     p.add_argument("--occlusion-filter", action="store_true", help="drop LiDAR points hidden from the camera")
     p.add_argument("--json", default=None, help="also write per-frame rows and the summary to this JSON file")
     p.add_argument("--quiet", action="store_true", help="print the summary only")
-
-
-def _depth_colors(depth):
-    """N depths (m) -> N x 3 BGR uint8 via OpenCV's TURBO colormap (near = red, far = blue)."""
-    import cv2
-    import numpy as np
-
-    x = 255 - np.clip(np.asarray(depth) / OVERLAY_MAX_DEPTH * 255.0, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(x.reshape(-1, 1), cv2.COLORMAP_TURBO).reshape(-1, 3)
+    p.add_argument("--radar-stats", default=None, metavar="OUT.json",
+                   help="measure the radar's statistics instead (racalnet_ros/datasets/radar_stats.py): write "
+                        "OUT.json and a markdown account OUT.md")
+    p.add_argument("--compare-to", default=None, metavar="REF.json",
+                   help="with --radar-stats: compare against another dataset's OUT.json (e.g. Astyx) with the "
+                        "documented tolerances and add the table to OUT.md")
+    add_bag_options(p)
 
 
 def draw_overlay(frame, radar_uv, radar_depth, lidar_map):
@@ -44,18 +46,23 @@ def draw_overlay(frame, radar_uv, radar_depth, lidar_map):
     import cv2
     import numpy as np
 
+    from ..metric_depth.output import depth_colours, draw_colour_bar
+
+    def colours(d):
+        return depth_colours(d, OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH, bgr=True)
+
     img = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
     rows, cols = np.nonzero(lidar_map > 0)
-    for (r, c), col in zip(zip(rows, cols), _depth_colors(lidar_map[rows, cols])):
+    for (r, c), col in zip(zip(rows, cols), colours(lidar_map[rows, cols])):
         cv2.circle(img, (int(c), int(r)), 2, tuple(int(x) for x in col), -1, lineType=cv2.LINE_AA)
-    for (u, v), col in zip(np.rint(radar_uv).astype(int), _depth_colors(radar_depth)):
+    for (u, v), col in zip(np.rint(radar_uv).astype(int), colours(radar_depth)):
         cv2.circle(img, (int(u), int(v)), 6, (0, 0, 0), 3, lineType=cv2.LINE_AA)
         cv2.circle(img, (int(u), int(v)), 6, tuple(int(x) for x in col), 2, lineType=cv2.LINE_AA)
     text = (f"{frame.frame_id}  LiDAR: dots ({int((lidar_map > 0).sum())})  radar: rings ({len(radar_depth)})  "
-            f"colour: depth 0-{OVERLAY_MAX_DEPTH:g} m (red near, blue far)")
+            f"colour: depth {OVERLAY_MIN_DEPTH:g}-{OVERLAY_MAX_DEPTH:g} m (red near, blue far)")
     cv2.putText(img, text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
     cv2.putText(img, text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
-    return img
+    return draw_colour_bar(img, OVERLAY_MIN_DEPTH, OVERLAY_MAX_DEPTH, bgr=True)
 
 
 def _range(a) -> list:
@@ -150,25 +157,26 @@ def _fmt(v, nd=1):
 def main(args) -> int:
     import cv2
 
-    from ..datasets import DatasetError, open_dataset
+    from ..datasets import open_dataset
     from ..metrics import AGREEMENT_WINDOW
+    from ..recalibration.config import LabelConfig
+    from ..recalibration.labels import lidar_spacing
+    from .options import dataset_kwargs
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        ds = open_dataset(args.dataset, args.root, split=args.split)
-        if args.frames:
-            ds = ds.subset(args.frames)
-    except (DatasetError, KeyError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 2
+    ds = open_dataset(args.dataset, args.root, split=args.split, **dataset_kwargs(args))
+    if args.frames:
+        ds = ds.subset(args.frames)
     if args.limit is not None:
         ds = ds.subset(ds.ids[: args.limit])
+    if args.radar_stats:
+        return _radar_stats(ds, args)
     window = tuple(args.window) if args.window else AGREEMENT_WINDOW
     out = Path(args.overlay_out) if args.overlay_out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
 
-    rows, agreements = [], []
+    rows, agreements, lidar_maps = [], [], []
     if not args.quiet:
         head = f"{'frame':>10} {'radar':>6} {'r_img':>6} {'lidar':>6} {'radar d min/med/max':>22} " \
                f"{'lidar d min/med/max':>22}"
@@ -178,6 +186,8 @@ def main(args) -> int:
     for frame in ds.iter_frames(skip_bad=True):
         row, (uv, depth, lidar, agr) = inspect_frame(frame, args.consistency, window, args.occlusion_filter)
         rows.append(row)
+        if len(lidar_maps) < 5 and row["lidar_in_image"]:
+            lidar_maps.append(lidar)
         if agr is not None:
             agreements.append(agr)
         if out:
@@ -197,6 +207,10 @@ def main(args) -> int:
         summary["window_wh_px"] = list(window)
         summary["tau"] = "max(0.5 m, 0.05 * radar depth)"
     summary["occlusion_filter"] = bool(args.occlusion_filter)
+    if lidar_maps:  # what `racalnet train --labels auto` would choose (LabelConfig.for_lidar_spacing)
+        spacing = lidar_spacing(lidar_maps)
+        summary["lidar_spacing_px"] = {"rows": spacing[0], "cols": spacing[1], "frames": len(lidar_maps)}
+        summary["auto_labels"] = LabelConfig.for_lidar_spacing(*spacing).to_dict()
     print(f"\n{args.dataset} at {args.root}: {summary['frames']} frame(s), {len(ds.skipped)} skipped")
     for key in ("radar_total", "radar_in_image", "lidar_in_image"):
         v = summary[key]
@@ -204,6 +218,12 @@ def main(args) -> int:
             print(f"  {key:<16} mean {v['mean']:.1f}  min {v['min']}  max {v['max']}")
     print(f"  radar depth range [m] {summary['radar_depth_range']}  LiDAR depth range [m] "
           f"{summary['lidar_depth_range']}")
+    if "auto_labels" in summary:
+        sp, lab = summary["lidar_spacing_px"], summary["auto_labels"]
+        print(f"  LiDAR in the image: rows {sp['rows']:g} px apart, returns {sp['cols']:g} px apart along a row "
+              f"(first {sp['frames']} frame(s)) -> `train --labels auto`: N(p) {lab['conf_window'][0]}x"
+              f"{lab['conf_window'][1]}, S(p) {lab['search_window'][0]}x{lab['search_window'][1]}, "
+              f"n_min {lab['n_min']}")
     if "agreement" in summary:
         a = summary["agreement"]
         print(f"  radar vs LiDAR, window {window[0]}x{window[1]} px, tau = max(0.5 m, 0.05 d):")
@@ -223,7 +243,39 @@ def main(args) -> int:
         for f, r in ds.skipped:
             print(f"  skipped {f}: {r}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"frames": rows, "summary": summary}, indent=1))
+        from ..summary import write_json
+
+        write_json(args.json, {"frames": rows, "summary": summary}, indent=1)
     if out:
         print(f"  overlays written to {out}/")
     return 0 if rows else 1
+
+
+def _radar_stats(ds, args) -> int:
+    """`--radar-stats`: radar_stats.measure_dataset over the frames, then write_report (and the comparison)."""
+    from ..datasets.radar_stats import RadarStatsConfig, measure_dataset, write_report
+
+    reference = None
+    if args.compare_to:
+        try:
+            reference = json.loads(Path(args.compare_to).read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: {args.compare_to}: cannot read a radar-stats JSON ({exc})")
+            return 2
+    cfg = RadarStatsConfig(window=tuple(args.window)) if args.window else RadarStatsConfig()
+    progress = None if args.quiet else (lambda fid: print(f"  measured {fid}", flush=True))
+    summary, _ = measure_dataset(ds, cfg, progress=progress)
+    if not summary["frames"]:
+        print("error: no frame could be loaded")
+        return 1
+    ref_name = Path(args.compare_to).stem if args.compare_to else "reference"
+    rows = write_report(summary, Path(args.radar_stats), args.dataset, reference, ref_name)
+    print(f"{args.dataset}: radar statistics of {summary['frames']} frame(s) written to {args.radar_stats} and "
+          f"{Path(args.radar_stats).with_suffix('.md')}")
+    for f in summary["skipped"]:
+        print(f"  skipped {f['frame_id']}: {f['reason']}")
+    if rows is not None:
+        failed = [r["statistic"] for r in rows if r["passed"] is False]
+        print(f"  against {ref_name}: {sum(r['passed'] is True for r in rows)} of {len(rows)} checks pass"
+              + (f"; failing: {'; '.join(failed)}" if failed else ""))
+    return 0

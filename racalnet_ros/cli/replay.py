@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ..errors import UsageError
+
 HELP = "publish a rosbag2 with its original stamps and /clock (--rate, --loop); loopback DDS"
 
 
@@ -26,13 +28,12 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from ..ros.bag import BagError, bag_topics
+    from ..ros.bag import bag_topics
     from ..ros.dds import apply_local_ros_env, default_domain_id
     from ..ros.replay import BagPlayer, parse_remaps
 
     if args.rate <= 0:
-        print(f"replay: --rate must be > 0, got {args.rate}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--rate must be > 0, got {args.rate}")
     domain = args.domain_id
     if domain is None:
         env_id = os.environ.get("ROS_DOMAIN_ID", "").strip()
@@ -60,9 +61,8 @@ def main(args) -> int:
         if not player.flush(10.0):
             print("replay: some subscribers did not acknowledge the last messages within 10 s", file=sys.stderr)
         print(f"replay: published {n} message(s)")
-    except (BagError, ValueError) as exc:
-        print(f"replay: {exc}", file=sys.stderr)
-        return 1
+    except ValueError as exc:  # BagError, a malformed --remap
+        raise UsageError(str(exc)) from None
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

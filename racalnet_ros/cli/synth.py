@@ -4,9 +4,10 @@ racalnet_ros/datasets/synthetic/layout.py, readable with `open_dataset("syntheti
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
+
+from ..errors import UsageError
 
 HELP = "generate synthetic camera/LiDAR/4D-radar/prior frames into a folder (docs/synthetic.md)"
 
@@ -29,11 +30,9 @@ def main(args) -> int:
     from racalnet_ros.datasets.synthetic.generate import RADAR_FIELDS
 
     if args.frames < 1:
-        print(f"racalnet synth: --frames must be >= 1, got {args.frames}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--frames must be >= 1, got {args.frames}")
     if args.seed < 0:
-        print(f"racalnet synth: --seed must be >= 0, got {args.seed}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     fields = {}
     if args.config:
         path = Path(args.config)
@@ -45,11 +44,9 @@ def main(args) -> int:
             else:
                 fields = json.loads(text)
         except (OSError, ValueError) as exc:
-            print(f"racalnet synth: {path}: cannot read config ({exc})", file=sys.stderr)
-            return 2
+            raise UsageError(f"{path}: cannot read config ({exc})") from None
         if not isinstance(fields, dict):
-            print(f"racalnet synth: {path}: expected a mapping of SynthConfig fields", file=sys.stderr)
-            return 2
+            raise UsageError(f"{path}: expected a mapping of SynthConfig fields")
     if args.width is not None:
         fields["width"] = args.width
     if args.height is not None:
@@ -57,13 +54,11 @@ def main(args) -> int:
     try:
         cfg = SynthConfig.from_dict(fields)
     except (SynthConfigError, TypeError) as exc:
-        print(f"racalnet synth: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
 
     out = Path(args.out)
     if (out / "meta.json").exists() and not args.overwrite:
-        print(f"racalnet synth: {out / 'meta.json'} exists; pass --overwrite or choose another --out", file=sys.stderr)
-        return 2
+        raise UsageError(f"{out / 'meta.json'} exists; pass --overwrite or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seed, args.seed + args.frames))
     t_all = time.perf_counter()

@@ -139,6 +139,8 @@ class AstyxDataset(FrameDataset):
     """
 
     name = "astyx"
+    sensor = "Astyx HiRes2019: 6455 4D radar, Velodyne VLP-16 LiDAR, front camera 2048x618"
+    real = True
     splits = ("train", "val", "test", "full")
     eval_crop_rows: Optional[tuple[int, int]] = None
 

@@ -81,6 +81,9 @@ class ZJUDataset(FrameDataset):
     """ZJU-4DRadarCam frames; ids are the file stems of `full.txt` (or of image/*.png if there is no full.txt)."""
 
     name = "zju"
+    sensor = ("ZJU-4DRadarCam: Oculii EAGLE 4D radar (as projected u, v, depth), RealSense D455 camera 1280x720, "
+              "RoboSense M1 LiDAR")
+    real = True
     splits = ("train", "val", "test", "full")
     eval_crop_rows: Optional[tuple[int, int]] = EVAL_CROP_ROWS
 

@@ -50,53 +50,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..config import AlignConfig  # noqa: F401  (defined with its descriptions and ranges in racalnet_ros/config.py)
 from .tensors import ANCHOR_DTYPE, as_tensor
-
-
-@dataclass
-class AlignConfig:
-    """Settings of the global alignment (Eq. 11-12) and of the output depth range.
-
-    min_depth / max_depth: metres; anchors outside are ignored and the output depth is clamped into this range.
-    regularization: lam of Eq. 11 (dimensionless). threshold_search: Eq. 12 on/off (off = plain least squares on
-    every anchor, the RadarCam-Depth baseline). thresholds: comma-separated candidate relative residuals ("inf" =
-    keep every anchor). iterations: refits per threshold. error_cap: truncation of E(tau). min_anchors: below this
-    the scale-only fallback is used. use_previous_fit: allow the previous frame's fit when no anchor is usable.
-    fp16: per-pixel maps in float16 on CUDA (the 2 x 2 solves, sums and memberships stay float32/float64).
-    compile: torch.compile the per-pixel stages (optional, never required).
-    """
-
-    min_depth: float = 1.0
-    max_depth: float = 100.0
-    regularization: float = 1e-6
-    threshold_search: bool = True
-    thresholds: str = "inf,0.5,0.3,0.2,0.15,0.1,0.05"
-    iterations: int = 2
-    error_cap: float = 0.5
-    min_anchors: int = 5
-    use_previous_fit: bool = True
-    # added for issue 10 (device residency, speed); they apply to the whole Aligner:
-    fp16: bool = False  # half-precision per-pixel maps on CUDA (CPU stays float32); see docs/metric_depth.md
-    compile: bool = False  # torch.compile the per-pixel work (CUDA graphs on CUDA); off: see docs/benchmarks/pipeline.md
-
-    def threshold_values(self) -> list[float]:
-        try:
-            vals = [float(t) for t in str(self.thresholds).split(",") if t.strip()]
-        except ValueError:
-            raise ValueError(f"align.thresholds: expected comma-separated numbers, got {self.thresholds!r}") from None
-        if not vals or any(not v > 0 for v in vals):
-            raise ValueError(f"align.thresholds: need positive values, got {self.thresholds!r}")
-        return sorted(vals, reverse=True)
-
-    def validate(self) -> "AlignConfig":
-        if not 0 < self.min_depth < self.max_depth:
-            raise ValueError(f"align.min_depth/max_depth: need 0 < min < max, got {self.min_depth}, {self.max_depth}")
-        if self.regularization < 0:
-            raise ValueError(f"align.regularization: must be >= 0, got {self.regularization}")
-        if self.min_anchors < 2:
-            raise ValueError(f"align.min_anchors: must be >= 2 (an affine fit has 2 unknowns), got {self.min_anchors}")
-        self.threshold_values()
-        return self
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """`Aligner`: the three stages of Metric Depth Optimization (paper Sec. III-B, Algorithm 1) on one frame:
 global affine alignment (Eq. 11-12) -> depth-aware local refinement (Eq. 13-14) -> edge-aware smoothing.
-Refinement and smoothing can be switched off (ablations); `Aligner.baseline()` is the RadarCam-Depth stage 2:
-plain least squares in inverse depth on every anchor, no threshold search, no refinement, no smoothing.
+Refinement and smoothing can be switched off (ablations: `PipelineConfig.ablation`, racalnet_ros/config.py, defines
+them, the RadarCam-Depth stage-2 "baseline" among them).
 
 Device residency: the prior (numpy or a tensor) goes to the Aligner's device once; the fit, the refinement and the
 smoothing run there in torch without reading anything back; the depth map and the fit's diagnostics are read back
@@ -86,13 +86,6 @@ class Aligner:
             mode = "reduce-overhead" if cuda else None
             self._apply = _or_eager(torch.compile(apply_clusters, dynamic=False, mode=mode), apply_clusters)
             self._smooth = _or_eager(torch.compile(smooth_depth, dynamic=False, mode=mode), smooth_depth)
-
-    @classmethod
-    def baseline(cls, min_depth: float = 1.0, max_depth: float = 100.0, device: str = "cpu") -> "Aligner":
-        """RadarCam-Depth stage 2 in inverse depth: plain least squares, every anchor, no refinement, no smoothing
-        (with our guards: the public code silently outputs max depth everywhere when its system is singular)."""
-        return cls(AlignConfig(min_depth=min_depth, max_depth=max_depth, threshold_search=False, regularization=0.0),
-                   RefineConfig(enabled=False), SmoothConfig(enabled=False), device=device)
 
     def reset(self) -> None:
         """Forget the previous frame's fit."""

@@ -10,20 +10,31 @@ Sources:
   PrecomputedPrior       a folder of `<frame_id>.npy` maps (any size, resized bilinearly), e.g. Astyx mono_fastdepth.
   FramePrior             `frame.prior` as delivered with the frame: the synthetic generator's simulated prior and the
                          ROS topic prior arrive this way.
-`make_prior(spec)` parses "precomputed:DIR" | "depth-anything-v2[:ID_OR_PATH]" | "synthetic" | "frame".
+`make_prior(spec)` parses "precomputed:DIR" | "depth-anything-v2[:ID_OR_PATH]" | "synthetic" | "topic" | "frame"
+(`config.parse_prior_spec`, the one spec parser). A prior that cannot be made raises `PriorError` naming the source
+and what is missing; `pipeline.load_prior` is where every entry point makes its prior.
 """
 
 from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
+from ..config import FRAME_PRIOR_SOURCES, PRIOR_SOURCES, parse_prior_spec
+from ..errors import RacalnetError
 from ..frame import Frame, FrameError
 
 DEFAULT_DEPTH_ANYTHING = "depth-anything/Depth-Anything-V2-Small-hf"
+
+
+class PriorError(RacalnetError, ValueError):
+    """A prior source that is unknown or lacks its folder / model; the message names it."""
+
+
+class PriorUnavailable(RacalnetError, FileNotFoundError):
+    """The prior's folder or model is not there (or cannot be loaded); the message names it and what to do."""
 
 
 class MonocularPrior(abc.ABC):
@@ -65,7 +76,7 @@ class PrecomputedPrior(MonocularPrior):
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         if not self.directory.is_dir():
-            raise FileNotFoundError(f"precomputed prior: folder {self.directory} does not exist")
+            raise PriorUnavailable(f"precomputed prior: folder {self.directory} does not exist")
 
     def predict(self, frame: Frame) -> np.ndarray:
         from ..datasets.priors import load_precomputed_prior  # DatasetError naming the file when it is missing
@@ -75,24 +86,28 @@ class PrecomputedPrior(MonocularPrior):
 
 class DepthAnythingV2Prior(MonocularPrior):
     """Depth Anything V2 (relative head) via transformers, frozen. `model` is a Hugging Face id or a local folder
-    holding config.json, the weights and preprocessor_config.json. The image is preprocessed on the model's device
-    (transformers' torchvision-backed DPTImageProcessor, `device=`), and the network's output (relative inverse
-    depth at the processor's resolution) is resized bilinearly to the image size there."""
+    holding config.json, the weights and preprocessor_config.json; where the files come from (folder, local cache,
+    one download when online) is decided by weights.locate_depth_anything, then transformers loads them offline. The
+    image is preprocessed on the model's device (transformers' torchvision-backed DPTImageProcessor, `device=`), and
+    the network's output (relative inverse depth at the processor's resolution) is resized bilinearly to the image
+    size there."""
 
     name = "depth-anything-v2"
 
     def __init__(self, model: str = DEFAULT_DEPTH_ANYTHING, device: str = "cpu", fp16: bool = False):
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+        from .weights import locate_depth_anything
 
         self.model_id = str(model)
+        self.folder = locate_depth_anything(self.model_id)  # before torch is imported: an offline miss fails fast
+        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
         try:
-            processor = AutoImageProcessor.from_pretrained(self.model_id)
-            net = AutoModelForDepthEstimation.from_pretrained(self.model_id)
-        except OSError as exc:
-            raise FileNotFoundError(
-                f"depth-anything-v2: cannot load {self.model_id!r} (a Hugging Face id needs the weights in the local "
-                f"cache or network access; a folder needs config.json, weights and preprocessor_config.json): {exc}"
-            ) from exc
+            processor = AutoImageProcessor.from_pretrained(self.folder, local_files_only=True)
+            net = AutoModelForDepthEstimation.from_pretrained(self.folder, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PriorUnavailable(f"depth-anything-v2: cannot load {self.model_id!r} from {self.folder}: {first}"
+                                   ) from None
         self._setup(net, processor, device, fp16)
 
     def _setup(self, net, processor, device: str, fp16: bool) -> None:
@@ -145,19 +160,20 @@ class DepthAnythingV2Prior(MonocularPrior):
         return self.predict_tensor(frame).cpu().numpy().astype(np.float32)
 
 
-def make_prior(spec: str, device: str = "cpu", fp16: bool = False) -> Optional[MonocularPrior]:
-    """Build a prior from a spec string:
-    "frame" | "synthetic" (frame.prior) ; "precomputed:DIR" ; "depth-anything-v2" | "depth-anything-v2:ID_OR_PATH"."""
-    spec = (spec or "frame").strip()
-    kind, _, arg = spec.partition(":")
-    kind = kind.lower()
-    if kind in ("frame", "synthetic", "topic"):
+def make_prior(spec: str, device: str = "cpu", fp16: bool = False) -> MonocularPrior:
+    """Build a prior from a spec string (`config.parse_prior_spec`):
+    "frame" | "synthetic" | "topic" (frame.prior) ; "precomputed:DIR" ; "depth-anything-v2" | "depth-anything-v2:ID_OR_PATH".
+    PriorError for an unknown source or a precomputed source without a folder, PriorUnavailable when the folder or
+    model is not there."""
+    p = parse_prior_spec(spec)
+    kind, arg = p["prior.source"], p["prior.path"]
+    if kind in FRAME_PRIOR_SOURCES:
         return FramePrior()
     if kind == "precomputed":
         if not arg:
-            raise ValueError("prior: 'precomputed' needs a folder, e.g. precomputed:/data/astyx/mono_fastdepth")
+            raise PriorError("prior: 'precomputed' needs a folder, e.g. precomputed:/data/astyx/mono_fastdepth")
         return PrecomputedPrior(arg)
-    if kind in ("depth-anything-v2", "depth_anything_v2", "dav2"):
+    if kind == "depth-anything-v2":
         return DepthAnythingV2Prior(arg or DEFAULT_DEPTH_ANYTHING, device=device, fp16=fp16)
-    raise ValueError(f"prior: unknown source {spec!r}; use frame | synthetic | precomputed:DIR | "
+    raise PriorError(f"prior: unknown source {spec!r}; use {' | '.join(PRIOR_SOURCES[:3])} | precomputed:DIR | "
                      "depth-anything-v2[:ID_OR_PATH]")

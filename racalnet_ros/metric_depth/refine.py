@@ -41,39 +41,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import RefineConfig  # noqa: F401  (defined with its descriptions and ranges in racalnet_ros/config.py)
 from .align import affine_rows, anchor_tensors, sample_prior, solve_affine
 from .tensors import as_tensor, host_value
-
-
-@dataclass
-class RefineConfig:
-    """enabled: stage on/off. n_clusters: K of Eq. 13. sample_size: pixels used to fit K-means. depth_weight: weight
-    of the log-depth feature. min_anchors: anchors a cluster needs for its own affine map. regularization: lam
-    towards the identity. blend: softness of the cluster borders (0 = hard). stride: pixel step of the membership
-    computation (parameter maps upsampled bilinearly; 1 = every pixel). seed: K-means seed."""
-
-    enabled: bool = True
-    n_clusters: int = 8
-    sample_size: int = 2048
-    depth_weight: float = 1.0
-    min_anchors: int = 8
-    regularization: float = 0.05
-    blend: float = 0.5
-    stride: int = 2
-    seed: int = 0
-
-    def validate(self) -> "RefineConfig":
-        if self.n_clusters < 1:
-            raise ValueError(f"refine.n_clusters: must be >= 1, got {self.n_clusters}")
-        if self.sample_size < self.n_clusters:
-            raise ValueError(f"refine.sample_size: must be >= n_clusters ({self.n_clusters}), got {self.sample_size}")
-        if self.min_anchors < 2:
-            raise ValueError(f"refine.min_anchors: must be >= 2, got {self.min_anchors}")
-        if self.blend < 0 or self.regularization < 0:
-            raise ValueError("refine.blend and refine.regularization must be >= 0")
-        if self.stride < 1:
-            raise ValueError(f"refine.stride: must be >= 1, got {self.stride}")
-        return self
 
 
 @dataclass

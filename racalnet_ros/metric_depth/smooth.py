@@ -19,31 +19,14 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 
+from ..config import SmoothConfig  # noqa: F401  (defined with its descriptions and ranges in racalnet_ros/config.py)
 from .tensors import as_tensor
 
-
-@dataclass
-class SmoothConfig:
-    """enabled: stage on/off. sigma: Gaussian sigma in pixels. edge_threshold: relative gradient |grad D| / D (per
-    pixel, from a 3x3 Sobel, i.e. about 8x a per-pixel relative difference: 0.5 ~ a 6% jump between neighbours) above
-    which a pixel is an edge."""
-
-    enabled: bool = True
-    sigma: float = 1.5
-    edge_threshold: float = 0.5
-
-    def validate(self) -> "SmoothConfig":
-        if not self.sigma > 0:
-            raise ValueError(f"smooth.sigma: must be > 0, got {self.sigma}")
-        if not self.edge_threshold > 0:
-            raise ValueError(f"smooth.edge_threshold: must be > 0, got {self.edge_threshold}")
-        return self
 
 
 @functools.lru_cache(maxsize=8)

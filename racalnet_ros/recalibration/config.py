@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
+from ..config import setting
+
 #: Per-point radar feature groups understood by `features.radar_point_features` (see there for the columns).
 FEATURE_GROUPS = ("xyz", "depth", "uv", "doppler", "power")
 
@@ -142,16 +146,41 @@ class LabelConfig:
 
     def tau(self, depth):
         """Eq. 5: adaptive depth tolerance in metres for a radar range `depth` (array or float)."""
-        import numpy as np
         return np.maximum(self.tau_min, self.alpha * np.asarray(depth, dtype=np.float32))
 
     @classmethod
     def for_dataset(cls, name: str) -> "LabelConfig":
-        """Documented per-dataset defaults (reasoning in docs/recalibration.md)."""
+        """Documented per-dataset defaults (reasoning in docs/recalibration.md); for other data (your own bag) see
+        `for_lidar_spacing` and `labels.default_label_config`."""
         try:
             return cls(**LABEL_DEFAULTS[name])
         except KeyError:
-            raise ValueError(f"no label defaults for dataset {name!r}; known: {sorted(LABEL_DEFAULTS)}") from None
+            raise ValueError(f"no label defaults for dataset {name!r}; known: {sorted(LABEL_DEFAULTS)} (other data: "
+                             "LabelConfig.for_lidar_spacing)") from None
+
+    @classmethod
+    def for_lidar_spacing(cls, rows_px: float, cols_px: float) -> "LabelConfig":
+        """Defaults for a LiDAR without a preset, from how densely it covers the image (`labels.lidar_spacing`:
+        rows_px ~ the pixel spacing of neighbouring beams down a column, cols_px ~ of neighbouring returns along a
+        beam). The rule that the presets follow (docs/recalibration.md):
+
+        - N(p) reaches the nearest beam from anywhere and holds 2-3 returns of it: height = odd >= rows_px + 1,
+          width = odd >= 2 cols_px + 1, both at least 9 (ZJU's square window for a dense LiDAR);
+        - n_min 2 for a sparse LiDAR (rows_px > 4 px), else 3;
+        - S(p) adds one beam spacing (at least 32 px) vertically and 32 px horizontally, for the calibration error
+          (about +-16 px at fx ~ 1000 px, 1 degree); W(q) = N(p);
+        - tau: the real-sensor 0.5 m / 5% (the synthetic preset's 0.2 m / 2% fits only its simulated noise).
+
+        Astyx's VLP-16 (rows 63, cols 7 px, measured on frames 0-4) gives N 65x15, S 129x47 (preset: 61x15,
+        121x45); the synthetic 32-beam LiDAR (11, 5) gives N 13x11, S 45x43 (preset 15x15, 51x51)."""
+        def odd(x: float) -> int:
+            n = int(np.ceil(x))
+            return n if n % 2 else n + 1
+
+        rows_px, cols_px = float(rows_px), float(cols_px)
+        n = (odd(max(rows_px + 1, 9)), odd(max(2 * cols_px + 1, 9)))
+        return cls(conf_window=n, n_min=2 if rows_px > 4 else 3, tau_min=0.5, alpha=0.05,
+                   search_window=(odd(n[0] + max(rows_px, 32)), odd(n[1] + 32)), slide_window=n)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,21 +208,22 @@ LABEL_DEFAULTS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings (paper section IV-B: Adam(0.9, 0.999), step-wise decay, flip + colour jitter)."""
+    """Optimisation settings (paper section IV-B: Adam(0.9, 0.999), step-wise decay, flip + colour jitter). Each field
+    is a `racalnet train` option (--batch-size for batch_size, ...), generated from this metadata by cli/train.py."""
 
-    epochs: int = 60
-    batch_size: int = 4
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    lr_step: int = 20
-    lr_gamma: float = 0.5
-    disp_weight: float = 1.0          # lambda of Eq. 10
-    pos_weight: float = 1.0           # BCE weight of positive labels (1 = plain Eq. 6)
-    flip_prob: float = 0.5
-    jitter: float = 0.3               # brightness/contrast/saturation jitter strength (0 = off)
-    max_points: int = 1024            # random subset of points per frame during training (0 = all)
-    seed: int = 0
-    workers: int = 0
+    epochs: int = setting(60, "Training epochs.", ge=1)
+    batch_size: int = setting(4, "Frames per batch (per process under torchrun).", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate.", gt=0.0)
+    weight_decay: float = setting(0.0, "Adam weight decay.", ge=0.0)
+    lr_step: int = setting(20, "StepLR step (epochs).", ge=1)
+    lr_gamma: float = setting(0.5, "StepLR decay factor.", gt=0.0, le=1.0)
+    disp_weight: float = setting(1.0, "lambda of Eq. 10 (displacement loss weight).", ge=0.0)
+    pos_weight: float = setting(1.0, "BCE weight of positive labels (1 = plain Eq. 6).", gt=0.0)
+    flip_prob: float = setting(0.5, "Probability of a horizontal flip (image, u and camera x together).", ge=0.0, le=1.0)
+    jitter: float = setting(0.3, "Brightness / contrast / saturation jitter strength (0 = off).", ge=0.0, le=1.0)
+    max_points: int = setting(1024, "Random subset of points per frame during training (0 = all).", ge=0)
+    seed: int = setting(0, "Seed of the initialisation, the sampler and the augmentation.", ge=0)
+    workers: int = setting(0, "DataLoader worker processes.", ge=0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,25 +15,18 @@ import logging
 from pathlib import Path
 from typing import Iterable
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..frame import Frame
+from ..geometry import lidar_depth_map
 from .config import LabelConfig, ModelConfig, TrainConfig
 from .features import project_radar, radar_point_features
-from .labels import lidar_depth_map, make_labels
-from .model import to_working_uv, working_size
+from .labels import make_labels
+from .preprocess import image_tensor, resize_image, to_working_uv, working_size
 
 log = logging.getLogger(__name__)
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """H x W x 3 uint8 -> size = (W', H') with area interpolation (downscaling)."""
-    if (image.shape[1], image.shape[0]) == tuple(size):
-        return image
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def prepare_sample(frame: Frame, model_cfg: ModelConfig, label_cfg: LabelConfig | None) -> dict:
@@ -46,7 +39,7 @@ def prepare_sample(frame: Frame, model_cfg: ModelConfig, label_cfg: LabelConfig 
         "xyz_cam": pr.xyz_cam, "doppler": pr.doppler, "power": pr.power,
     }
     if label_cfg is not None:
-        lab = make_labels(pr.uv, pr.depth, lidar_depth_map(frame), label_cfg)
+        lab = make_labels(pr.uv, pr.depth, lidar_depth_map(frame, required=True), label_cfg)
         s.update(conf_label=lab.confidence, conf_mask=lab.conf_mask, disp_label=lab.displacement,
                  disp_mask=lab.disp_mask)
     if "radar_uv_true" in frame.extras:
@@ -148,7 +141,7 @@ def sample_tensors(s: dict, model_cfg: ModelConfig, train_cfg: TrainConfig | Non
     uv, xyz = uv[idx], xyz[idx]
     feats = radar_point_features(xyz, uv, W, H, sel(s.get("doppler")), sel(s.get("power")), model_cfg.features,
                                  model_cfg.max_range)
-    image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0  # 3 x H' x W'
+    image = image_tensor(img)  # 3 x H' x W'
     if augment and train_cfg.jitter > 0:
         image = _jitter(image, train_cfg.jitter, rng)
     size = (image.shape[2], image.shape[1])

@@ -24,7 +24,8 @@ import numpy as np
 
 from ..frame import Frame
 from .config import LabelConfig
-from .labels import _centre_pixels, _patches, confidence_labels, lidar_depth_map
+from ..geometry import lidar_depth_map
+from .labels import _centre_pixels, _patches, confidence_labels
 
 ROWS = ("raw", "screened", "screened+displaced")
 
@@ -62,7 +63,7 @@ class AnchorStats:
         n = len(uv_raw)
         if n == 0:
             return
-        lidar = lidar_depth_map(frame)
+        lidar = lidar_depth_map(frame, required=True)
         H, W = lidar.shape
         uv_disp = uv_raw + disp
         uv_disp = np.stack([np.clip(uv_disp[:, 0], 0, W - 1), np.clip(uv_disp[:, 1], 0, H - 1)], 1)

@@ -28,21 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..frame import Frame, FrameError
-from .. import geometry
 from .config import LabelConfig
-
-
-def lidar_depth_map(frame: Frame) -> np.ndarray:
-    """H x W float32 sparse LiDAR depth (0 = none): geometry.lidar_depth_map when available, else the z-buffered
-    projection of frame.lidar."""
-    if frame.lidar is None:
-        raise FrameError(f"lidar: frame {frame.frame_id!r} has no LiDAR, needed for recalibration labels")
-    fn = getattr(geometry, "lidar_depth_map", None)
-    if fn is not None:
-        return np.asarray(fn(frame), np.float32)
-    p = geometry.project_to_image(frame.lidar, frame.T_cam_lidar, frame.camera)
-    return geometry.sparse_depth_map(p.uv, p.depth, frame.width, frame.height)
 
 
 def _patches(depth_map: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -133,3 +119,55 @@ def make_labels(uv: np.ndarray, depth: np.ndarray, lidar: np.ndarray, cfg: Label
     conf, conf_mask, count = confidence_labels(uv, depth, lidar, cfg)
     disp, disp_mask, _ = displacement_labels(uv, depth, lidar, cfg)
     return PointLabels(conf, conf_mask, disp, disp_mask, count)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# label defaults for a LiDAR without a preset
+def lidar_spacing(depth_maps) -> tuple[float, float]:
+    """(rows_px, cols_px): how densely a LiDAR covers the image, from sparse depth maps (0 = no LiDAR). rows_px is the
+    lower quartile of the gaps between LiDAR pixels that follow each other down an image column (about the spacing
+    of neighbouring beams; missing returns only make gaps longer, hence the lower quartile), cols_px the same along
+    image rows (about the spacing of returns along a beam). Pooled over the maps; (0, 0) without any gap."""
+    def gaps(mask: np.ndarray) -> list[np.ndarray]:
+        out = []
+        r, c = np.nonzero(mask.T)  # column-major: pixels of one column together, rows ascending
+        same = np.diff(r) == 0
+        if same.any():
+            out.append(np.diff(c)[same])
+        return out
+
+    down, along = [], []
+    for d in depth_maps:
+        m = np.asarray(d) > 0
+        down += gaps(m)
+        along += gaps(m.T)
+    down_all = np.concatenate(down) if down else np.zeros(0)
+    along_all = np.concatenate(along) if along else np.zeros(0)
+    q = (lambda a: float(np.percentile(a, 25)) if a.size else 0.0)
+    return q(down_all), q(along_all)
+
+
+def default_label_config(dataset, frames: int = 5, measure: bool = False) -> tuple[LabelConfig, str]:
+    """(LabelConfig, how it was chosen) for a FrameDataset: its preset in LABEL_DEFAULTS (astyx, zju, synthetic), else
+    (or with measure=True) `LabelConfig.for_lidar_spacing` measured on its first `frames` loadable frames with LiDAR
+    (your own bag)."""
+    from ..datasets.base import DatasetError
+    from ..geometry import lidar_depth_map
+    from .config import LABEL_DEFAULTS
+
+    if dataset.name in LABEL_DEFAULTS and not measure:
+        return LabelConfig.for_dataset(dataset.name), f"preset {dataset.name!r} (LABEL_DEFAULTS)"
+    maps = []
+    for frame in dataset.iter_frames(skip_bad=True):
+        if frame.lidar is not None and len(frame.lidar):
+            maps.append(lidar_depth_map(frame))
+        if len(maps) >= frames:
+            break
+    if not maps:
+        raise DatasetError(f"{dataset.name}: no frame with LiDAR to choose label windows from (give them with "
+                           "--labels PRESET or --label KEY=VALUE)")
+    rows, cols = lidar_spacing(maps)
+    cfg = LabelConfig.for_lidar_spacing(rows, cols)
+    return cfg, (f"measured on {len(maps)} frame(s): LiDAR rows {rows:g} px apart, returns {cols:g} px apart along "
+                 f"a row -> N(p) {cfg.conf_window[0]}x{cfg.conf_window[1]}, S(p) {cfg.search_window[0]}x"
+                 f"{cfg.search_window[1]}, n_min {cfg.n_min} (LabelConfig.for_lidar_spacing)")

@@ -3,7 +3,6 @@ radar MLP -> CamRad-Fusion (self- and cross-attention) -> confidence + displacem
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torchvision.ops import roi_align
@@ -13,27 +12,8 @@ from .features import feature_dim
 from .fusion import CamRadFusion
 from .heads import RefinementHeads
 from .image_encoder import ImageEncoder
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, to_working_uv, working_size  # noqa: F401  (re-exported)
 from .radar_encoder import RadarEncoder
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def working_size(width: int, height: int, input_width: int) -> tuple[int, int]:
-    """(W', H') of the network's input for a W x H image: W' = input_width, H' keeps the aspect ratio rounded to a
-    multiple of 32 (at least 32)."""
-    h = max(32, int(round(height * input_width / width / 32.0)) * 32)
-    return int(input_width), h
-
-
-def to_working_uv(uv: "torch.Tensor | np.ndarray", width: int, height: int, size: tuple[int, int]):
-    """Full-resolution pixel (u, v) -> working-resolution pixel (pixel centres at integers on both grids)."""
-    sx, sy = size[0] / width, size[1] / height
-    out = uv * 1.0
-    out[..., 0] = (uv[..., 0] + 0.5) * sx - 0.5
-    out[..., 1] = (uv[..., 1] + 0.5) * sy - 0.5
-    return out
-
 
 class RecalibrationNet(nn.Module):
     def __init__(self, cfg: ModelConfig):

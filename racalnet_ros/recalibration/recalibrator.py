@@ -10,9 +10,9 @@ import torch
 from ..frame import Frame, RadarAnchors
 from .checkpoint import load_checkpoint
 from .config import ModelConfig
-from .data import resize_image
 from .features import project_radar, radar_point_features
-from .model import RecalibrationNet, to_working_uv, working_size
+from .model import RecalibrationNet
+from .preprocess import image_tensor, resize_image, to_working_uv, working_size
 
 
 class Recalibrator:
@@ -51,7 +51,7 @@ class Recalibrator:
         size = working_size(frame.width, frame.height, self.cfg.input_width)
         img = resize_image(frame.image, size)
         dev = self.device
-        image = torch.from_numpy(np.ascontiguousarray(img)).to(dev).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        image = image_tensor(img).unsqueeze(0).to(dev)
         uv_w = torch.from_numpy(to_working_uv(pr.uv.astype(np.float32), pr.width, pr.height, size)).to(dev)
         f = torch.from_numpy(feats).to(dev)
         valid = torch.ones(1, n, dtype=torch.bool, device=dev)

@@ -1,8 +1,10 @@
-"""Training loop of the recalibration network (`racalnet train`), in the style of torchvision's reference train.py.
+"""Training of the recalibration network (`racalnet train`), shaped like torchvision's
+references/classification/train.py: `train_one_epoch`, `validate` (their `evaluate`), and `fit` (their `main`
+without argparse, which stays in racalnet_ros/cli/train.py). Failures raise `TrainError`, never exit.
 
 Adam (beta 0.9, 0.999) with step-wise learning-rate decay (StepLR), flip + colour-jitter augmentation, safetensors
 checkpoints with their JSON config, a tqdm progress bar, a CSV metrics log (RUN_DIR/metrics.csv), resumable
-(RUN_DIR/last_state.pt), a wall-clock budget (--max-minutes), and DistributedDataParallel when started by torchrun
+(RUN_DIR/last_state.pt), a wall-clock budget (max_minutes), and DistributedDataParallel when started by torchrun
 (gloo on CPU, nccl on CUDA). Per-frame samples (projection, labels, resized image) are prepared once and cached in
 RUN_DIR/cache/ so epochs are cheap.
 """
@@ -17,6 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -24,7 +27,9 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from .checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from ..errors import RacalnetError
+from .checkpoint import (checkpoint_paths, describe_data, load_checkpoint, make_provenance, preset_of,
+                         save_checkpoint, utc_now)
 from .config import LabelConfig, ModelConfig, TrainConfig
 from .data import RecalibrationSamples, cache_key, collate_samples, prepare_dataset, prepare_samples
 from .evaluate import label_metrics
@@ -34,26 +39,13 @@ from .model import RecalibrationNet
 log = logging.getLogger(__name__)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """"A:B" -> range(A, B); "1,2,5" -> [1, 2, 5]."""
-    if ":" in text:
-        a, b = text.split(":")
-        return list(range(int(a), int(b)))
-    return [int(x) for x in text.split(",") if x]
+class TrainError(RacalnetError, RuntimeError):
+    """Training cannot run (no samples, no CUDA, ...); the message says why."""
 
 
-def open_split(args, which: str):
-    """The train or val frames as a FrameDataset (synthetic: a folder written by `racalnet synth`, or generated on
-    the fly from seeds when --root is not given)."""
-    from ..datasets import open_dataset
-    if args.dataset == "synthetic" and not args.root:
-        from ..datasets.synthetic import SyntheticDataset
-        seeds = parse_seeds(args.train_seeds if which == "train" else args.val_seeds)
-        return SyntheticDataset.generate(seeds)
-    if not args.root:
-        raise SystemExit(f"--root is required for --dataset {args.dataset}")
-    split = args.train_split if which == "train" else args.val_split
-    return open_dataset(args.dataset, args.root, split=split)
+#: what `fit` takes as training or validation data: a FrameDataset (prepared and cached in RUN_DIR/cache), a file
+#: of prepared samples (`prepare_samples(..., cache=FILE)`), the prepared samples themselves, or None (no data)
+Data = Union[Any, str, Path, list, None]
 
 
 def _dist_info() -> tuple[bool, int, int]:
@@ -61,17 +53,50 @@ def _dist_info() -> tuple[bool, int, int]:
     return ws > 1, int(os.environ.get("RANK", "0")), ws
 
 
-def _load_samples(args, which, model_cfg, label_cfg, out: Path, rank: int, distributed: bool):
-    explicit = getattr(args, f"{which}_cache", None)
-    if explicit:
-        return torch.load(explicit, weights_only=False)
-    if which == "val" and args.no_val:
+def load_run_config(run_dir: str | Path) -> Optional[tuple[ModelConfig, LabelConfig, TrainConfig]]:
+    """The configuration a run was started with (RUN_DIR/config.json), or None: a resumed run keeps it."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    return (ModelConfig.from_dict(saved["model"]), LabelConfig.from_dict(saved["label"]),
+            TrainConfig.from_dict(saved["train"]))
+
+
+def init_model_config(init: str | Path, preset: Optional[ModelConfig] = None,
+                      input_width: Optional[int] = None) -> ModelConfig:
+    """The network to fine-tune checkpoint `init` with: the checkpoint's own (its weights fit only that network);
+    the working width may change (the weights do not depend on it). TrainError naming the differing sizes when
+    `preset` (a preset chosen explicitly) builds another network."""
+    from .checkpoint import read_config
+
+    meta = read_config(init)
+    cfg = ModelConfig.from_dict(dict(meta["model"], pretrained=""))
+    if preset is not None:
+        a, b = cfg.to_dict(), preset.to_dict()
+        diff = [k for k in a if k not in ("input_width", "pretrained") and a[k] != b[k]]
+        if diff:
+            raise TrainError(f"--init {init}: its network differs from the chosen preset in "
+                             + ", ".join(f"{k} ({a[k]} vs {b[k]})" for k in diff[:4])
+                             + "; drop --preset to fine-tune the checkpoint's network")
+    if input_width:
+        cfg.input_width = int(input_width)
+    return cfg
+
+
+def prepare(data: Data, which: str, model_cfg: ModelConfig, label_cfg: LabelConfig, run_dir: Path, tag: str = "",
+            workers: int = 1) -> list[dict]:
+    """Prepared samples of `data` (see `Data`); under torchrun rank 0 prepares and the others load its cache."""
+    if data is None:
         return []
-    ds = open_split(args, which)
-    key = cache_key(ds.ids, model_cfg, label_cfg, extra=f"{args.dataset}:{args.root}:{which}")
-    cache = out / "cache" / f"{which}-{key}.pt"
-    if rank == 0:
-        samples = prepare_dataset(ds, model_cfg, label_cfg, cache, workers=args.prep_workers, progress=True)
+    if isinstance(data, (str, Path)):
+        return torch.load(data, weights_only=False)
+    if isinstance(data, list):
+        return data
+    distributed, rank, _ = _dist_info()
+    key = cache_key(data.ids, model_cfg, label_cfg, extra=f"{tag}:{which}")
+    cache = run_dir / "cache" / f"{which}-{key}.pt"
+    samples = prepare_dataset(data, model_cfg, label_cfg, cache, workers=workers, progress=True) if rank == 0 else None
     if distributed:
         dist.barrier()
     if rank != 0:
@@ -110,55 +135,84 @@ def validate(model, samples, model_cfg, batch_size, device, disp_weight, thresho
     return m
 
 
-def train(args) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+def train_one_epoch(model, loader, optimizer, train_cfg: TrainConfig, device, epoch: int, deadline: float,
+                    distributed: bool = False, progress: bool = True) -> tuple[dict[str, float], bool]:
+    """One pass over `loader` (Eq. 10 loss, Adam step per batch). Returns (mean loss terms and "batches", stopped):
+    stopped is True when the wall-clock `deadline` (time.time()) passed, agreed by every process under torchrun."""
+    model.train()
+    sums: dict[str, float] = {}
+    nb = 0
+    it = loader
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg.epochs}", unit="batch", leave=False)
+    stopped = False
+    for batch in it:
+        batch = _to(batch, device)
+        logit, disp = model(batch["image"], batch["feats"], batch["uv"], batch["valid"])
+        loss, parts = recalibration_loss(logit, disp, batch, train_cfg.disp_weight, train_cfg.pos_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+        nb += 1
+        if hasattr(it, "set_postfix"):
+            it.set_postfix(loss=f"{parts['loss']:.3f}")
+        over = torch.tensor(float(time.time() > deadline))
+        if distributed:
+            dist.all_reduce(over, op=dist.ReduceOp.MAX)
+        if over.item() > 0:
+            stopped = True
+            break
+    return {**{k: v / max(nb, 1) for k, v in sums.items()}, "batches": nb}, stopped
+
+
+def fit(model_cfg: ModelConfig, label_cfg: LabelConfig, train_cfg: TrainConfig, run_dir: str | Path,
+        train_data: Data, val_data: Data = None, *, device: str = "cpu", resume: bool = False,
+        max_minutes: Optional[float] = None, threshold: float = 0.5, export: Optional[str | Path] = None,
+        prep_workers: int = 1, tag: str = "", record: Optional[dict[str, Any]] = None,
+        init: Optional[str | Path] = None) -> Path:
+    """Train RecalibrationNet(model_cfg) on `train_data` with labels from `label_cfg`, into `run_dir`
+    (config.json, metrics.csv, last / best checkpoints, last_state.pt, cache/). Under torchrun each process calls it
+    (DistributedDataParallel; rank 0 writes). `resume` continues from last_state.pt; `max_minutes` stops cleanly
+    after the batch that passes it and saves; `export` also writes the best weights as float16 to that checkpoint
+    path. `tag` distinguishes cached samples of different sources (e.g. "synthetic:ROOT"); `record` goes into
+    config.json and the checkpoints' metadata. `init`: fine-tune, starting from that checkpoint's weights (its
+    network must be `model_cfg` up to the working width: `init_model_config`). Returns the best checkpoint
+    (.safetensors; last when no validation improved). TrainError when training cannot run."""
     distributed, rank, world = _dist_info()
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but CUDA is not available")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainError(f"--device {device}: CUDA is not available (use --device cpu)")
     if distributed:
-        backend = "nccl" if args.device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend)
-        if args.device.startswith("cuda"):
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if device.startswith("cuda"):
             local = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local)
-            args.device = f"cuda:{local}"
-    device = torch.device(args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+            device = f"cuda:{local}"
+    try:
+        return _fit(model_cfg, label_cfg, train_cfg, Path(run_dir), train_data, val_data, torch.device(device),
+                    resume, max_minutes, threshold, export, prep_workers, tag, dict(record or {}), rank, world,
+                    distributed, init)
+    finally:
+        if distributed:
+            dist.destroy_process_group()
 
-    # configuration: a resumed run keeps the configuration it was started with
+
+def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, device, resume, max_minutes, threshold,
+         export, prep_workers, tag, record, rank, world, distributed, init=None) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
     state_path = out / "last_state.pt"
-    if args.resume and (out / "config.json").is_file():
-        saved = json.loads((out / "config.json").read_text())
-        model_cfg, label_cfg = ModelConfig.from_dict(saved["model"]), LabelConfig.from_dict(saved["label"])
-        train_cfg = TrainConfig.from_dict(saved["train"])
-        if args.epochs is not None:
-            train_cfg.epochs = args.epochs
-    else:
-        model_cfg = ModelConfig.preset(args.preset)
-        if args.input_width:
-            model_cfg.input_width = args.input_width
-        if args.pretrained:
-            model_cfg.pretrained = args.pretrained
-        label_cfg = LabelConfig.for_dataset(args.dataset)
-        train_cfg = TrainConfig()
-        for name in ("epochs", "batch_size", "lr", "lr_step", "lr_gamma", "disp_weight", "pos_weight", "max_points",
-                     "seed", "workers", "jitter", "flip_prob"):
-            v = getattr(args, name, None)
-            if v is not None:
-                setattr(train_cfg, name, v)
-        if rank == 0:
-            (out / "config.json").write_text(json.dumps(
-                {"model": model_cfg.to_dict(), "label": label_cfg.to_dict(), "train": train_cfg.to_dict(),
-                 "dataset": args.dataset, "root": str(args.root or ""), "command": " ".join(sys.argv)}, indent=2))
+    if rank == 0 and not (resume and (out / "config.json").is_file()):
+        (out / "config.json").write_text(json.dumps(
+            {"model": model_cfg.to_dict(), "label": label_cfg.to_dict(), "train": train_cfg.to_dict(), **record},
+            indent=2))
     torch.manual_seed(train_cfg.seed)
 
-    train_samples = _load_samples(args, "train", model_cfg, label_cfg, out, rank, distributed)
-    val_samples = _load_samples(args, "val", model_cfg, label_cfg, out, rank, distributed)
+    train_samples = prepare(train_data, "train", model_cfg, label_cfg, out, tag, prep_workers)
+    val_samples = prepare(val_data, "val", model_cfg, label_cfg, out, tag, prep_workers)
     if not train_samples:
-        raise SystemExit("no training samples")
+        raise TrainError("no training samples (the dataset or the sample file is empty, or every frame was skipped)")
     if rank == 0:
         n_pts = sum(len(s["uv"]) for s in train_samples)
         n_sup = sum(int(s["conf_mask"].sum()) for s in train_samples)
@@ -169,6 +223,13 @@ def train(args) -> int:
                  len(val_samples))
 
     model = RecalibrationNet(model_cfg).to(device)
+    if init is not None and not (resume and state_path.is_file()):
+        w, init_cfg, _ = load_checkpoint(init)
+        if {**init_cfg.to_dict(), "input_width": 0} != {**model_cfg.to_dict(), "input_width": 0, "pretrained": ""}:
+            raise TrainError(f"init {init}: its network is not model_cfg (use init_model_config)")
+        model.load_state_dict(w.state_dict())
+        if rank == 0:
+            log.info("fine-tuning from %s", init)
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -177,7 +238,7 @@ def train(args) -> int:
                              weight_decay=train_cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(optim, step_size=train_cfg.lr_step, gamma=train_cfg.lr_gamma)
     start_epoch, best = 0, math.inf
-    if args.resume and state_path.is_file():
+    if resume and state_path.is_file():
         st = torch.load(state_path, map_location="cpu", weights_only=False)
         w, _, _ = load_checkpoint(out / "last.safetensors")
         core.load_state_dict(w.state_dict())
@@ -195,43 +256,25 @@ def train(args) -> int:
 
     csv_path = out / "metrics.csv"
     t0 = time.time()
-    budget = args.max_minutes * 60.0 if args.max_minutes else math.inf
-    stop = False
-    extra = {"train": train_cfg.to_dict(), "dataset": args.dataset}
+    deadline = t0 + (max_minutes * 60.0 if max_minutes else math.inf)
+    extra = {"train": train_cfg.to_dict(), **{k: v for k, v in record.items() if k in ("dataset", "init")}}
+    # what every checkpoint of this run was trained on (checkpoint.PROVENANCE); its date is the save's
+    extra["provenance"] = make_provenance(describe_data(train_data), describe_data(val_data), preset_of(model_cfg),
+                                          command=record.get("command") or " ".join(sys.argv),
+                                          init=str(record.get("init") or ""))
     for epoch in range(start_epoch, train_cfg.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
         ds.epoch = epoch
-        model.train()
-        sums, nb, te = {}, 0, time.time()
-        it = dl
-        if rank == 0:
-            from tqdm import tqdm
-            it = tqdm(dl, desc=f"epoch {epoch + 1}/{train_cfg.epochs}", unit="batch", leave=False)
-        for batch in it:
-            batch = _to(batch, device)
-            logit, disp = model(batch["image"], batch["feats"], batch["uv"], batch["valid"])
-            loss, parts = recalibration_loss(logit, disp, batch, train_cfg.disp_weight, train_cfg.pos_weight)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
-            nb += 1
-            if rank == 0 and hasattr(it, "set_postfix"):
-                it.set_postfix(loss=f"{parts['loss']:.3f}")
-            over = torch.tensor(float(time.time() - t0 > budget))
-            if distributed:
-                dist.all_reduce(over, op=dist.ReduceOp.MAX)
-            if over.item() > 0:
-                stop = True
-                break
+        te = time.time()
+        losses, stopped = train_one_epoch(model, dl, optim, train_cfg, device, epoch, deadline, distributed,
+                                          progress=rank == 0)
         sched.step()
-        row = {"epoch": epoch + 1, "lr": optim.param_groups[0]["lr"], **{k: v / max(nb, 1) for k, v in sums.items()},
-               "batches": nb, "epoch_s": time.time() - te, "elapsed_s": time.time() - t0}
+        row = {"epoch": epoch + 1, "lr": optim.param_groups[0]["lr"], **losses, "epoch_s": time.time() - te,
+               "elapsed_s": time.time() - t0}
         if rank == 0:
             row.update(validate(core, val_samples, model_cfg, train_cfg.batch_size, device, train_cfg.disp_weight,
-                                args.threshold))
+                                threshold))
             new = not csv_path.exists()
             with csv_path.open("a", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(row))
@@ -241,26 +284,25 @@ def train(args) -> int:
             log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                                          for k, v in row.items()))
             meta = dict(extra, epoch=epoch + 1)
-            save_checkpoint(out / "last", core, model_cfg, label_cfg, args.threshold, extra=meta)
+            meta["provenance"] = dict(extra["provenance"], date=utc_now())
+            save_checkpoint(out / "last", core, model_cfg, label_cfg, threshold, extra=meta)
             score = row.get("val_loss", row["loss"])
             if score < best:
                 best = score
-                save_checkpoint(out / "best", core, model_cfg, label_cfg, args.threshold, extra=meta)
+                save_checkpoint(out / "best", core, model_cfg, label_cfg, threshold, extra=meta)
             torch.save({"epoch": epoch, "optimizer": optim.state_dict(), "scheduler": sched.state_dict(),
                         "best": best}, state_path)
         if distributed:
             dist.barrier()
-        if stop:
+        if stopped:
             if rank == 0:
-                log.info("stopping: --max-minutes %.1f reached after %d epoch(s)", args.max_minutes, epoch + 1)
+                log.info("stopping: max_minutes %.1f reached after %d epoch(s)", max_minutes, epoch + 1)
             break
-    if rank == 0 and args.export:
-        src = out / "best" if (out / "best.safetensors").exists() else out / "last"
+    src = out / "best" if (out / "best.safetensors").exists() else out / "last"
+    if rank == 0 and export:
         m, _, meta = load_checkpoint(src)
-        save_checkpoint(args.export, m, model_cfg, label_cfg, args.threshold, fp16=True,
+        save_checkpoint(export, m, model_cfg, label_cfg, threshold, fp16=True,
                         extra={k: v for k, v in meta.items() if k not in
                                ("format", "version", "model", "label", "threshold", "dtype")})
-        log.info("exported %s (float16) to %s", src, checkpoint_paths(args.export)[0])
-    if distributed:
-        dist.destroy_process_group()
-    return 0
+        log.info("exported %s (float16) to %s", src, checkpoint_paths(export)[0])
+    return checkpoint_paths(src)[0]

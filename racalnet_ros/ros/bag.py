@@ -1,5 +1,6 @@
-"""rosbag2 files (sqlite3 and MCAP) with `rosbags`: Frames -> bag, bag -> Frames, and the small message <-> numpy
-conversions both directions need. Pure Python: no rclpy here, so bags can be written and scored without a ROS install.
+"""rosbag2 storage (sqlite3 and MCAP) with `rosbags`: Frames -> bag, bag -> Frames, the topics and the extrinsics
+metadata. Messages are encoded and decoded by the one codec, racalnet_ros/ros/convert.py (rosbags' message classes);
+this module only stores them. Pure Python: no rclpy here, so bags can be written and scored without a ROS install.
 
 Layout of a bag written by `write_bag` (topic names in `BagTopics`, frame ids in `BagFrameIds`):
 
@@ -31,10 +32,12 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
-import transforms3d
 import yaml
 
-from ..frame import CameraModel, Frame, FrameError
+from ..errors import RacalnetError
+from ..frame import Frame
+from . import convert
+from .convert import ROSBAGS, stamp_to_ns
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +72,7 @@ class BagFrameIds:
 TOPICS = BagTopics()
 FRAME_IDS = BagFrameIds()
 
-# message type names
-IMAGE = "sensor_msgs/msg/Image"
-CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
-TF_MESSAGE = "tf2_msgs/msg/TFMessage"
-
-
-class BagError(ValueError):
+class BagError(RacalnetError, ValueError):
     """A bag is missing, malformed, or lacks a topic; the message names the bag and the topic."""
 
 
@@ -86,156 +82,6 @@ def typestore():
     type written here)."""
     from rosbags.typesys import Stores, get_typestore
     return get_typestore(Stores.ROS2_KILTED)
-
-
-def _t(name: str):
-    return typestore().types[name]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# stamps and headers
-def stamp_to_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time (rosbags or rclpy object) -> integer nanoseconds."""
-    return int(stamp.sec) * 10**9 + int(stamp.nanosec)
-
-
-def header_msg(stamp_ns: int, frame_id: str):
-    Time = _t("builtin_interfaces/msg/Time")
-    sec, nsec = divmod(int(stamp_ns), 10**9)
-    return _t("std_msgs/msg/Header")(stamp=Time(sec=sec, nanosec=nsec), frame_id=frame_id)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# numpy -> rosbags messages
-def image_msg(image: np.ndarray, stamp_ns: int, frame_id: str, encoding: str | None = None):
-    """H x W x 3 uint8 RGB -> rgb8 Image; H x W float32 -> 32FC1 Image (little endian, no row padding)."""
-    arr = np.ascontiguousarray(image)
-    if encoding is None:
-        if arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
-            encoding = "rgb8"
-        elif arr.ndim == 2 and arr.dtype == np.float32:
-            encoding = "32FC1"
-        else:
-            raise FrameError(f"image: cannot choose an encoding for shape {arr.shape} dtype {arr.dtype}")
-    if encoding == "32FC1":
-        arr = np.ascontiguousarray(arr, dtype="<f4")
-    h, w = arr.shape[:2]
-    step = arr.strides[0]
-    return _t(IMAGE)(header=header_msg(stamp_ns, frame_id), height=h, width=w, encoding=encoding, is_bigendian=0,
-                     step=int(step), data=arr.reshape(-1).view(np.uint8))
-
-
-def camera_info_msg(camera: CameraModel, stamp_ns: int, frame_id: str):
-    """CameraModel -> CameraInfo (R = identity, P = [K | 0]: a monocular, unrectified camera)."""
-    P = np.zeros((3, 4))
-    P[:, :3] = camera.K
-    roi = _t("sensor_msgs/msg/RegionOfInterest")(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
-    return _t(CAMERA_INFO)(
-        header=header_msg(stamp_ns, frame_id), height=camera.height, width=camera.width,
-        distortion_model=camera.distortion_model, d=camera.dist.astype(np.float64).copy(),
-        k=camera.K.reshape(-1).astype(np.float64), r=np.eye(3).reshape(-1), p=P.reshape(-1),
-        binning_x=0, binning_y=0, roi=roi)
-
-
-def pointcloud_msg(points: np.ndarray, fields: Sequence[str], stamp_ns: int, frame_id: str):
-    """N x C float32 points -> an unorganised PointCloud2 (height 1) with one float32 field per column."""
-    PointField = _t("sensor_msgs/msg/PointField")
-    pts = np.ascontiguousarray(points, dtype="<f4")
-    if pts.ndim != 2 or pts.shape[1] != len(fields):
-        raise FrameError(f"points: expected N x {len(fields)} ({', '.join(fields)}), got shape {pts.shape}")
-    n, c = pts.shape
-    pf = [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, name in enumerate(fields)]
-    return _t(POINTCLOUD2)(header=header_msg(stamp_ns, frame_id), height=1, width=n, fields=pf, is_bigendian=False,
-                           point_step=4 * c, row_step=4 * c * n, data=pts.reshape(-1).view(np.uint8),
-                           is_dense=True)
-
-
-def transform_stamped_msg(T_parent_child: np.ndarray, parent: str, child: str, stamp_ns: int):
-    """4x4 T (child-frame points -> parent frame) -> geometry_msgs/TransformStamped (tf2: child's pose in parent)."""
-    T = np.asarray(T_parent_child, dtype=np.float64)
-    w, x, y, z = transforms3d.quaternions.mat2quat(T[:3, :3])
-    Vector3 = _t("geometry_msgs/msg/Vector3")
-    Quaternion = _t("geometry_msgs/msg/Quaternion")
-    tf = _t("geometry_msgs/msg/Transform")(translation=Vector3(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
-                                           rotation=Quaternion(x=float(x), y=float(y), z=float(z), w=float(w)))
-    return _t("geometry_msgs/msg/TransformStamped")(header=header_msg(stamp_ns, parent), child_frame_id=child,
-                                                    transform=tf)
-
-
-def tf_message(transforms: Sequence[Any]):
-    return _t(TF_MESSAGE)(transforms=list(transforms))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# rosbags / rclpy messages -> numpy (duck-typed: works on both, since the field names are the same)
-_IMAGE_DTYPES = {
-    "rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4), "bgra8": (np.uint8, 4),
-    "mono8": (np.uint8, 1), "8UC1": (np.uint8, 1), "mono16": (np.uint16, 1), "16UC1": (np.uint16, 1),
-    "32FC1": (np.float32, 1),
-}
-
-
-def image_to_array(msg: Any) -> np.ndarray:
-    """Image -> H x W (1 channel) or H x W x C array, honouring `step` (row padding) and `is_bigendian`.
-    Colour encodings come back as RGB (bgr8/bgra8 are reordered, alpha dropped)."""
-    enc = msg.encoding
-    if enc not in _IMAGE_DTYPES:
-        raise BagError(f"image encoding {enc!r} not supported; expected one of {sorted(_IMAGE_DTYPES)}")
-    base, ch = _IMAGE_DTYPES[enc]
-    dt = np.dtype(base).newbyteorder(">" if msg.is_bigendian else "<")
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    row_bytes = w * ch * dt.itemsize
-    buf = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, dtype=np.uint8)
-    if step < row_bytes or buf.size < step * h:
-        raise BagError(f"image: {enc} {w}x{h} needs step >= {row_bytes} and {step * h} bytes, "
-                       f"got step {step} and {buf.size} bytes")
-    rows = buf[: step * h].reshape(h, step)[:, :row_bytes]
-    arr = np.ascontiguousarray(rows).view(dt).astype(base, copy=False)
-    arr = arr.reshape(h, w, ch) if ch > 1 else arr.reshape(h, w)
-    if enc.startswith("bgr"):
-        arr = arr[..., [2, 1, 0]]
-    elif enc == "rgba8":
-        arr = arr[..., :3]
-    return np.ascontiguousarray(arr)
-
-
-def camera_info_to_model(msg: Any) -> CameraModel:
-    """CameraInfo -> CameraModel (K and D; R/P are ignored: images here are unrectified)."""
-    return CameraModel(np.asarray(msg.k, np.float64).reshape(3, 3), int(msg.width), int(msg.height),
-                       np.asarray(msg.d, np.float64), msg.distortion_model or "plumb_bob")
-
-
-_PF_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
-
-
-def pointcloud_to_array(msg: Any, fields: Sequence[str]) -> np.ndarray:
-    """PointCloud2 -> N x len(fields) float32 with the named fields in order; points with NaN/inf dropped.
-    BagError naming the missing field if the cloud lacks one."""
-    have = {f.name: f for f in msg.fields}
-    missing = [f for f in fields if f not in have]
-    if missing:
-        raise BagError(f"PointCloud2 has no field(s) {missing}; available: {sorted(have)}")
-    order = ">" if msg.is_bigendian else "<"
-    dtype = np.dtype({"names": list(fields),
-                      "formats": [order + _PF_DTYPES[int(have[f].datatype)] for f in fields],
-                      "offsets": [int(have[f].offset) for f in fields],
-                      "itemsize": int(msg.point_step)})
-    n = int(msg.width) * int(msg.height)
-    buf = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, dtype=np.uint8)
-    if int(msg.height) > 1:  # organised cloud: rows may be padded to row_step
-        buf = buf.reshape(int(msg.height), int(msg.row_step))[:, : int(msg.width) * int(msg.point_step)].reshape(-1)
-    rec = np.frombuffer(np.ascontiguousarray(buf[: n * int(msg.point_step)]).tobytes(), dtype=dtype, count=n)
-    out = np.stack([rec[f].astype(np.float32) for f in fields], axis=1) if n else np.zeros((0, len(fields)), np.float32)
-    return out[np.all(np.isfinite(out), axis=1)]
-
-
-def transform_to_matrix(tf: Any) -> np.ndarray:
-    """geometry_msgs/Transform -> 4x4 (child-frame points -> parent frame)."""
-    q = tf.rotation
-    T = np.eye(4)
-    T[:3, :3] = transforms3d.quaternions.quat2mat([q.w, q.x, q.y, q.z])
-    T[:3, 3] = [tf.translation.x, tf.translation.y, tf.translation.z]
-    return T
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -322,13 +168,20 @@ def frame_messages(frame: Frame, stamp_ns: int, topics: BagTopics = TOPICS,
                    ids: BagFrameIds = FRAME_IDS) -> list[tuple[str, Any]]:
     """The (topic, rosbags message) pairs of one frame, all with header stamp `stamp_ns`; the image comes last so a
     player that publishes in this order has every other input of the frame out before its image."""
-    msgs = [(topics.camera_info, camera_info_msg(frame.camera, stamp_ns, ids.camera)),
-            (topics.radar, pointcloud_msg(frame.radar, frame.radar_fields, stamp_ns, ids.radar))]
+    cam = convert.make_header(stamp_ns, ids.camera, ROSBAGS)
+
+    def cloud(points, names, frame_id):
+        pts = np.asarray(points, np.float32)
+        return convert.array_to_pointcloud2({n: pts[:, i] for i, n in enumerate(names)},
+                                            convert.make_header(stamp_ns, frame_id, ROSBAGS), ROSBAGS)
+
+    msgs = [(topics.camera_info, convert.camera_model_to_info(frame.camera, cam, ROSBAGS)),
+            (topics.radar, cloud(frame.radar, frame.radar_fields, ids.radar))]
     if frame.lidar is not None:
-        msgs.append((topics.lidar, pointcloud_msg(frame.lidar, ("x", "y", "z"), stamp_ns, ids.lidar)))
+        msgs.append((topics.lidar, cloud(frame.lidar, ("x", "y", "z"), ids.lidar)))
     if frame.prior is not None:
-        msgs.append((topics.prior, image_msg(frame.prior.astype(np.float32), stamp_ns, ids.camera, "32FC1")))
-    msgs.append((topics.image, image_msg(frame.image, stamp_ns, ids.camera, "rgb8")))
+        msgs.append((topics.prior, convert.array_to_image(frame.prior.astype(np.float32), "32FC1", cam, ROSBAGS)))
+    msgs.append((topics.image, convert.array_to_image(frame.image, "rgb8", cam, ROSBAGS)))
     return msgs
 
 
@@ -394,10 +247,11 @@ def write_bag(frames: Iterable[Frame], out: str | Path, storage: str = "sqlite3"
             raise BagError(f"frame {f.frame_id}: T_cam_lidar differs from frame {first.frame_id}'s")
     out = Path(out)
     with BagWriter(out, storage) as bw:
-        tfs = [transform_stamped_msg(first.T_cam_radar, ids.camera, ids.radar, stamps[0])]
+        tfs = [convert.matrix_to_transform_stamped(first.T_cam_radar, ids.camera, ids.radar, stamps[0], ROSBAGS)]
         bw.set_custom_data("racalnet.T_cam_radar", _matrix_json(first.T_cam_radar))
         if first.T_cam_lidar is not None:
-            tfs.append(transform_stamped_msg(first.T_cam_lidar, ids.camera, ids.lidar, stamps[0]))
+            tfs.append(convert.matrix_to_transform_stamped(first.T_cam_lidar, ids.camera, ids.lidar, stamps[0],
+                                                           ROSBAGS))
             bw.set_custom_data("racalnet.T_cam_lidar", _matrix_json(first.T_cam_lidar))
         bw.set_custom_data("racalnet.radar_fields", json.dumps(list(first.radar_fields)))
         bw.set_custom_data("racalnet.frame_ids", json.dumps({str(s): f.frame_id for s, f in zip(stamps, frames)}))
@@ -405,7 +259,7 @@ def write_bag(frames: Iterable[Frame], out: str | Path, storage: str = "sqlite3"
         bw.set_custom_data("racalnet.sensor_frame_ids", json.dumps(ids.__dict__))
         for k, v in (custom or {}).items():
             bw.set_custom_data(k, v)
-        bw.write(topics.tf_static, tf_message(tfs), stamps[0], transient_local=True)
+        bw.write(topics.tf_static, convert.tf_message(tfs, ROSBAGS), stamps[0], transient_local=True)
         for f, s in zip(frames, stamps):
             if extrinsics == "first":
                 f = _in_first_sensor_frames(f, first)
@@ -461,67 +315,58 @@ def read_messages(path: str | Path, topics: Sequence[str] | None = None,
         r.close()
 
 
-def read_extrinsics(path: str | Path, ids: BagFrameIds | None = None) -> dict[str, np.ndarray]:
-    """{"T_cam_radar": 4x4, "T_cam_lidar": 4x4 (if stored)} from metadata custom_data (exact) or /tf_static (bags
-    written elsewhere). BagError if neither holds T_cam_radar, or if the two sources disagree (> 1e-5)."""
+def static_transforms(path: str | Path, topic: str | None = None):
+    """Every transform on the bag's /tf_static (or `topic`) as a geometry.TransformTree (TFMessages decoded by the
+    codec; a later message for the same child wins, as in tf2)."""
+    from ..geometry import TransformTree
+
+    tree = TransformTree()
+    for _, _, _, msg in read_messages(path, [topic or bag_topics(path).tf_static]):
+        for tf in msg.transforms:
+            tree.add(tf.header.frame_id, tf.child_frame_id, convert.transform_to_matrix(tf.transform))
+    return tree
+
+
+def read_extrinsics(path: str | Path, ids: BagFrameIds | None = None, require_radar: bool = True,
+                    tf_topic: str | None = None) -> dict[str, np.ndarray]:
+    """{"T_cam_radar": 4x4, "T_cam_lidar": 4x4 (if stored)} from metadata custom_data (exact) or the /tf_static
+    chain camera <- ... <- sensor (bags written elsewhere). BagError if neither holds T_cam_radar, or if the two
+    sources disagree (> 1e-5). `ids`: the sensors' frame ids (default: the bag's racalnet.sensor_frame_ids);
+    require_radar=False returns what is there; `tf_topic`: default the bag's /tf_static."""
+    from ..frame import FrameError
+
     path = Path(path)
     custom = bag_custom_data(path)
-    if ids is None:
-        ids = BagFrameIds(**json.loads(custom["racalnet.sensor_frame_ids"])) \
-            if "racalnet.sensor_frame_ids" in custom else FRAME_IDS
-    topics = bag_topics(path)
+    stored = BagFrameIds(**json.loads(custom["racalnet.sensor_frame_ids"])) \
+        if "racalnet.sensor_frame_ids" in custom else FRAME_IDS
+    ids = ids or stored
+    tf_topic = tf_topic or bag_topics(path).tf_static
+    tree = static_transforms(path, tf_topic)
     found: dict[str, np.ndarray] = {}
-    for _, _, _, msg in read_messages(path, [topics.tf_static]):
-        for tf in msg.transforms:
-            for name, child in (("T_cam_radar", ids.radar), ("T_cam_lidar", ids.lidar)):
-                if tf.header.frame_id == ids.camera and tf.child_frame_id == child:
-                    found[name] = transform_to_matrix(tf.transform)
-    for name in ("T_cam_radar", "T_cam_lidar"):
+    for name, child in (("T_cam_radar", ids.radar), ("T_cam_lidar", ids.lidar)):
+        try:
+            found[name] = tree.lookup(ids.camera, child)
+        except FrameError:
+            pass
+    for name, sensor in (("T_cam_radar", "radar"), ("T_cam_lidar", "lidar")):
         key = f"racalnet.{name}"
-        if key in custom:
+        same_frames = ids.camera == stored.camera and getattr(ids, sensor) == getattr(stored, sensor)
+        if key in custom and same_frames:  # the metadata's matrices are about the bag's own sensor frames
             T = np.asarray(json.loads(custom[key]), np.float64).reshape(4, 4)
             if name in found and not np.allclose(found[name], T, atol=1e-5):
                 raise BagError(f"{path}: {name} in /tf_static and in metadata custom_data disagree")
             found[name] = T  # the exact 16 floats (a quaternion re-orthonormalises a slightly non-orthogonal R)
-    if "T_cam_radar" not in found:
-        raise BagError(f"{path}: no radar extrinsic: neither {topics.tf_static} ({ids.camera} -> {ids.radar}) nor "
-                       "custom_data racalnet.T_cam_radar")
+    if require_radar and "T_cam_radar" not in found:
+        raise BagError(f"{path}: no radar extrinsic: neither {tf_topic} ({ids.camera} <- ... <- {ids.radar}) "
+                       "nor custom_data racalnet.T_cam_radar")
     return found
 
 
-def read_frames(path: str | Path, radar_fields: Sequence[str] | None = None) -> Iterator[Frame]:
-    """Rebuild Frames from a bag written by `write_bag` (or any bag with the same topics): messages are grouped by
-    header stamp; a stamp with an image, a camera_info and a radar cloud makes a Frame (LiDAR and prior attached when
-    present). frame.stamp is the header stamp in seconds, frame.frame_id the dataset id stored in the bag (or the
-    stamp in ns). Groups lacking a required topic are skipped with a warning naming it."""
-    path = Path(path)
-    custom = bag_custom_data(path)
-    topics = bag_topics(path)
-    ext = read_extrinsics(path)
-    if radar_fields is None:
-        radar_fields = tuple(json.loads(custom.get("racalnet.radar_fields", '["x", "y", "z"]')))
-    id_map = json.loads(custom.get("racalnet.frame_ids", "{}"))
-    wanted = [topics.image, topics.camera_info, topics.radar, topics.lidar, topics.prior]
-    groups: dict[int, dict[str, Any]] = {}
-    order: list[int] = []
-    for topic, _, _, msg in read_messages(path, wanted):
-        s = stamp_to_ns(msg.header.stamp)
-        if s not in groups:
-            groups[s] = {}
-            order.append(s)
-        groups[s][topic] = msg
-    for s in order:
-        g = groups[s]
-        missing = [t for t in (topics.image, topics.camera_info, topics.radar) if t not in g]
-        if missing:
-            log.warning("%s: stamp %d lacks %s; skipped", path, s, ", ".join(missing))
-            continue
-        lidar = pointcloud_to_array(g[topics.lidar], ("x", "y", "z")) if topics.lidar in g else None
-        if lidar is not None and "T_cam_lidar" not in ext:
-            raise BagError(f"{path}: has {topics.lidar} but no LiDAR extrinsic")
-        yield Frame(image=image_to_array(g[topics.image]), camera=camera_info_to_model(g[topics.camera_info]),
-                    radar=pointcloud_to_array(g[topics.radar], radar_fields), radar_fields=tuple(radar_fields),
-                    T_cam_radar=ext["T_cam_radar"], lidar=lidar,
-                    T_cam_lidar=ext.get("T_cam_lidar") if lidar is not None else None,
-                    prior=image_to_array(g[topics.prior]) if topics.prior in g else None,
-                    stamp=s * 1e-9, frame_id=id_map.get(str(s), str(s)), extras={"stamp_ns": s})
+def read_frames(path: str | Path) -> Iterator[Frame]:
+    """Frames of a bag written by `write_bag` (or any bag with the same topics and one header stamp per frame): the
+    exact-stamp case of ros/bag_frames.py (`BagFrames` with sync.slop 0); LiDAR and prior attached when the bag has
+    their topics. frame.stamp is the header stamp in seconds, frame.frame_id the dataset id stored in the bag (or the
+    stamp in ns), frame.extras["stamp_ns"] the exact stamp."""
+    from .bag_frames import BagFrames, BagSourceConfig
+
+    yield from BagFrames(path, BagSourceConfig.from_values({"sync.slop": 0.0})).iter_frames()

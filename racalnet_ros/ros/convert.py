@@ -1,29 +1,80 @@
-"""sensor_msgs <-> numpy, and synced messages -> `Frame`. Conversions happen here once, at the edge.
+"""The one message codec: sensor_msgs (and geometry / tf2) messages <-> numpy, and synced messages -> `Frame`, for
+the node, the bag reader and writer, the recorder and the replay tools alike. Conversions happen here once, at the
+edge; nothing outside racalnet_ros/ros/ decodes a ROS message (test/test_layering.py checks it).
+
+Decoders are duck-typed: rosbags' message classes and rclpy's have the same field names, so `image_to_array`,
+`pointcloud2_to_array`, `camera_info_to_model`, ... take either. PointField datatypes are keyed on their integer
+values (INT8 = 1 ... FLOAT64 = 8), not on a sensor_msgs import. Encoders build messages of either library: `RCLPY`
+(the node; sensor_msgs imported on first use) or `ROSBAGS` (the type store the bag writer serialises with). Nothing
+imports rclpy or sensor_msgs when this module is imported, so the bag tools work without a ROS install.
 
 Hand-written on purpose: cv_bridge and sensor_msgs_py are not on PyPI (the tests run on the PyPI ROS wheels), and
-these few numpy views are all the node needs. Incoming data is viewed, not copied, where the layout allows it
-(`np.frombuffer` on the message's byte array); outgoing arrays are copied once into the message's `array('B')` buffer
-(assigning bytes/lists instead would make rosidl's field check walk every byte in Python).
+these numpy views are all the package needs. Incoming data is viewed, not copied, where the layout allows it
+(`np.frombuffer` on the message's byte array; row padding skipped by striding; count > 1 fields become sub-arrays;
+foreign byte order converted once); outgoing arrays are copied once into the message's byte field (rclpy:
+`array('B')`, since assigning bytes or lists would make rosidl's field check walk every byte in Python; rosbags:
+a numpy uint8 array).
 
-Every malformed input raises `ConversionError` whose message names the message field at fault.
+Every malformed message raises `ConversionError` whose message names the field at fault.
 """
 
 from __future__ import annotations
 
 import array
+import importlib
 import sys
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
+from ..errors import RacalnetError
 from ..frame import RADAR_OPTIONAL, RADAR_XYZ, CameraModel, Frame, FrameError, RadarAnchors
-from ..metric_depth.output import colorize_depth  # noqa: F401  re-exported: the package's one colour map
 
 
-class ConversionError(ValueError):
+class ConversionError(RacalnetError, ValueError):
     """A ROS message that cannot be converted; the message names the field (e.g. "image.encoding")."""
+
+
+# ---------------------------------------------------------------------------------------------------- message types
+class MessageTypes:
+    """Builds messages of one library: `types("sensor_msgs/msg/Image", height=..., ...)`. Numeric arrays are handed
+    over in the form that library stores fastest."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def cls(self, msgtype: str):
+        if self.name == "rosbags":
+            from .bag import typestore
+
+            return typestore().types[msgtype]
+        pkg, kind, cls = msgtype.split("/")
+        return getattr(importlib.import_module(f"{pkg}.{kind}"), cls)
+
+    def __call__(self, msgtype: str, **fields: Any):
+        out = {}
+        for k, v in fields.items():
+            if isinstance(v, np.ndarray) and v.dtype == np.uint8:
+                v = _byte_array(v) if self.name == "rclpy" else np.ascontiguousarray(v).reshape(-1)
+            elif isinstance(v, np.ndarray):
+                v = [float(x) for x in v.reshape(-1)] if self.name == "rclpy" else v.astype(np.float64).reshape(-1)
+            out[k] = v
+        return self.cls(msgtype)(**out)
+
+    def __repr__(self) -> str:
+        return f"MessageTypes({self.name!r})"
+
+
+RCLPY = MessageTypes("rclpy")
+ROSBAGS = MessageTypes("rosbags")
+
+
+def make_header(stamp_ns: int, frame_id: str, types: MessageTypes = RCLPY):
+    """std_msgs/Header with stamp `stamp_ns` (integer nanoseconds) and `frame_id`."""
+    sec, nsec = divmod(int(stamp_ns), 10**9)
+    return types("std_msgs/msg/Header", stamp=types("builtin_interfaces/msg/Time", sec=sec, nanosec=nsec),
+                 frame_id=frame_id)
 
 
 #: encoding -> (numpy dtype, channels). The set the node accepts (sensor_msgs/image_encodings.hpp names).
@@ -38,13 +89,13 @@ IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "32FC1": (np.dtype(np.float32), 1),
 }
 
-#: PointField.datatype -> numpy dtype (sensor_msgs/PointField constants INT8=1 ... FLOAT64=8).
+#: PointField.datatype -> numpy dtype (sensor_msgs/PointField constants INT8 = 1 ... FLOAT64 = 8, the same in every
+#: ROS 2 distro and in rosbags).
 POINTFIELD_DTYPES: dict[int, np.dtype] = {
-    PointField.INT8: np.dtype(np.int8), PointField.UINT8: np.dtype(np.uint8),
-    PointField.INT16: np.dtype(np.int16), PointField.UINT16: np.dtype(np.uint16),
-    PointField.INT32: np.dtype(np.int32), PointField.UINT32: np.dtype(np.uint32),
-    PointField.FLOAT32: np.dtype(np.float32), PointField.FLOAT64: np.dtype(np.float64),
+    1: np.dtype(np.int8), 2: np.dtype(np.uint8), 3: np.dtype(np.int16), 4: np.dtype(np.uint16),
+    5: np.dtype(np.int32), 6: np.dtype(np.uint32), 7: np.dtype(np.float32), 8: np.dtype(np.float64),
 }
+FLOAT32 = 7
 
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
 
@@ -52,6 +103,22 @@ _BIG_ENDIAN_HOST = sys.byteorder == "big"
 def stamp_to_sec(stamp) -> float:
     """builtin_interfaces/Time -> float seconds."""
     return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+
+
+def stamp_to_ns(stamp) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * 10**9 + int(stamp.nanosec)
+
+
+def cdr_header_stamp_ns(data: bytes) -> int:
+    """Header stamp of a serialized message whose first field is std_msgs/Header, read from the CDR bytes directly
+    (4-byte encapsulation header, then int32 sec + uint32 nanosec in the stated byte order): the recorder and the
+    replay tools need stamps of messages they never deserialise (a whole image just for its stamp is wasteful)."""
+    little = data[1] & 1  # encapsulation kind: CDR_LE = 0x0001, CDR_BE = 0x0000
+    order = "little" if little else "big"
+    sec = int.from_bytes(data[4:8], order, signed=True)
+    nsec = int.from_bytes(data[8:12], order, signed=False)
+    return sec * 10**9 + nsec
 
 
 def _byte_array(buf: np.ndarray) -> array.array:
@@ -62,11 +129,14 @@ def _byte_array(buf: np.ndarray) -> array.array:
 
 
 def _as_uint8(data) -> np.ndarray:
+    """The message's byte field (rclpy array('B') or bytes, rosbags numpy uint8) as a uint8 view."""
+    if isinstance(data, np.ndarray):
+        return data.reshape(-1).view(np.uint8) if data.size else np.zeros(0, np.uint8)
     return np.frombuffer(data, dtype=np.uint8) if len(data) else np.zeros(0, np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------------------- images
-def image_to_array(msg: Image, name: str = "image") -> np.ndarray:
+def image_to_array(msg, name: str = "image") -> np.ndarray:
     """Image -> H x W (1 channel) or H x W x C array in native byte order. A view on msg.data when the byte order
     is native (row padding is skipped by striding, not copying)."""
     enc = msg.encoding
@@ -90,7 +160,7 @@ def image_to_array(msg: Image, name: str = "image") -> np.ndarray:
     return arr[:, :, 0] if channels == 1 else arr
 
 
-def image_to_rgb(msg: Image, name: str = "image") -> np.ndarray:
+def image_to_rgb(msg, name: str = "image") -> np.ndarray:
     """Colour (or mono) Image -> H x W x 3 uint8 RGB, contiguous (what `Frame.image` holds)."""
     arr = image_to_array(msg, name)
     enc = msg.encoding
@@ -110,7 +180,42 @@ def image_to_rgb(msg: Image, name: str = "image") -> np.ndarray:
                           f"bgra8, mono8 or mono16)")
 
 
-def array_to_image(arr: np.ndarray, encoding: str, header=None) -> Image:
+def compressed_image_to_rgb(msg, name: str = "image") -> np.ndarray:
+    """sensor_msgs/CompressedImage -> H x W x 3 uint8 RGB, decoded with OpenCV (`cv2.imdecode`). image_transport's
+    compressed plugin writes format "<encoding>; jpeg compressed bgr8" (or png; colour is always BGR, mono stays
+    mono; older publishers write just "jpeg" / "png"); OpenCV decodes every such variant to BGR. A compressedDepth
+    image is not a colour image and is refused."""
+    fmt = str(msg.format)
+    if "compresseddepth" in fmt.lower():
+        raise ConversionError(f"{name}.format: {fmt!r} is a compressed depth image, not a colour image")
+    buf = _as_uint8(msg.data)
+    if buf.size == 0:
+        raise ConversionError(f"{name}.data: empty compressed image")
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ConversionError(f"{name}.data: OpenCV cannot decode this {fmt or 'compressed'} image ({buf.size} bytes; "
+                              "corrupt or truncated?)")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+#: message types a camera image may come in (`image_message_to_rgb` decodes both)
+IMAGE_MSGTYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+
+
+def compressed_image(rgb: np.ndarray, fmt: str = "jpeg", header=None, types: MessageTypes = RCLPY):
+    """H x W x 3 uint8 RGB -> CompressedImage as image_transport's compressed plugin writes it ("rgb8; jpeg
+    compressed bgr8" or "rgb8; png compressed bgr8")."""
+    if fmt not in ("jpeg", "png"):
+        raise ConversionError(f"format: expected jpeg or png, got {fmt!r}")
+    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1]))
+    if not ok:
+        raise ConversionError(f"image: OpenCV cannot encode it as {fmt}")
+    return types("sensor_msgs/msg/CompressedImage",
+                 header=header if header is not None else make_header(0, "", types),
+                 format=f"rgb8; {fmt} compressed bgr8", data=buf.reshape(-1))
+
+
+def array_to_image(arr: np.ndarray, encoding: str, header=None, types: MessageTypes = RCLPY):
     """H x W (x C) array -> Image with `encoding`, tightly packed rows, host byte order."""
     if encoding not in IMAGE_ENCODINGS:
         raise ConversionError(f"encoding: unsupported {encoding!r}; supported: {', '.join(IMAGE_ENCODINGS)}")
@@ -121,35 +226,37 @@ def array_to_image(arr: np.ndarray, encoding: str, header=None) -> Image:
         raise ConversionError(f"array: shape {arr.shape} does not fit encoding {encoding} ({channels} channel(s))")
     if arr.dtype != dtype:
         raise ConversionError(f"array: dtype {arr.dtype} does not fit encoding {encoding} ({dtype})")
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = int(_BIG_ENDIAN_HOST)
-    msg.step = int(arr.shape[1] * channels * dtype.itemsize)
-    msg.data = _byte_array(arr)
-    return msg
+    return types("sensor_msgs/msg/Image", header=header if header is not None else make_header(0, "", types),
+                 height=int(arr.shape[0]), width=int(arr.shape[1]), encoding=encoding,
+                 is_bigendian=int(_BIG_ENDIAN_HOST), step=int(arr.shape[1] * channels * dtype.itemsize),
+                 data=np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
 
 
-def prior_from_image(msg: Image, name: str = "prior") -> np.ndarray:
+def prior_from_image(msg, name: str = "prior") -> np.ndarray:
     """Relative inverse depth Image (32FC1) -> H x W float32 (a view when possible)."""
     if msg.encoding != "32FC1":
         raise ConversionError(f"{name}.encoding: expected 32FC1 relative inverse depth, got {msg.encoding!r}")
     return image_to_array(msg, name)
 
 
+def depth_from_image(msg, name: str = "depth") -> np.ndarray:
+    """Depth Image (32FC1 metres, NaN = none; what racalnet_node publishes) -> H x W float32."""
+    if msg.encoding != "32FC1":
+        raise ConversionError(f"{name}.encoding: expected 32FC1 depth in metres, got {msg.encoding!r}")
+    return image_to_array(msg, name)
+
+
 # ---------------------------------------------------------------------------------------------------- point clouds
-def pointcloud2_dtype(msg: PointCloud2, name: str = "cloud") -> np.dtype:
+def pointcloud2_dtype(msg, name: str = "cloud") -> np.dtype:
     """The structured dtype of one point (all fields, their offsets, itemsize = point_step, message byte order)."""
     order = ">" if msg.is_bigendian else "<"
     names, formats, offsets = [], [], []
     for f in msg.fields:
-        if f.datatype not in POINTFIELD_DTYPES:
+        if int(f.datatype) not in POINTFIELD_DTYPES:
             raise ConversionError(f"{name}.fields[{f.name}].datatype: unknown PointField datatype {f.datatype}")
         if f.name in names:
             raise ConversionError(f"{name}.fields: duplicate field {f.name!r}")
-        base = POINTFIELD_DTYPES[f.datatype].newbyteorder(order)
+        base = POINTFIELD_DTYPES[int(f.datatype)].newbyteorder(order)
         count = max(int(f.count), 1)
         names.append(f.name)
         formats.append(base if count == 1 else np.dtype((base, (count,))))
@@ -160,7 +267,12 @@ def pointcloud2_dtype(msg: PointCloud2, name: str = "cloud") -> np.dtype:
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": int(msg.point_step)})
 
 
-def pointcloud2_to_array(msg: PointCloud2, field_names: Optional[Sequence[str]] = None, skip_nans: bool = True,
+def point_count(msg) -> int:
+    """Number of points of a PointCloud2 (width x height)."""
+    return int(msg.width) * int(msg.height)
+
+
+def pointcloud2_to_array(msg, field_names: Optional[Sequence[str]] = None, skip_nans: bool = True,
                          name: str = "cloud") -> np.ndarray:
     """PointCloud2 -> structured array (N,) with `field_names` (default: all fields), in native byte order.
 
@@ -205,7 +317,20 @@ def pointcloud2_to_array(msg: PointCloud2, field_names: Optional[Sequence[str]] 
     return out
 
 
-def radar_from_pointcloud2(msg: PointCloud2, field_map: Mapping[str, str],
+def pointcloud2_to_columns(msg, field_names: Sequence[str], name: str = "cloud") -> np.ndarray:
+    """PointCloud2 -> N x len(field_names) float32, the named (scalar) fields in order; points with NaN/inf in any
+    of them dropped. ConversionError naming a missing field and listing the available ones."""
+    pts = pointcloud2_to_array(msg, list(field_names), skip_nans=True, name=name)
+    out = np.empty((len(pts), len(field_names)), np.float32)
+    for i, f in enumerate(field_names):
+        col = pts[f]
+        if col.ndim != 1:
+            raise ConversionError(f"{name}.fields[{f}]: count must be 1 for a column")
+        out[:, i] = col
+    return out
+
+
+def radar_from_pointcloud2(msg, field_map: Mapping[str, str],
                            name: str = "radar") -> tuple[np.ndarray, tuple[str, ...], int]:
     """Radar cloud -> (N x C float32, canonical column names, number of NaN points dropped).
 
@@ -223,19 +348,14 @@ def radar_from_pointcloud2(msg: PointCloud2, field_map: Mapping[str, str],
     if missing:
         desc = ", ".join(f"radar.field.{c}={s!r}" for c, s in missing)
         raise ConversionError(f"{name}: cloud has no field for {desc}; available fields: {avail}")
-    total = int(msg.height) * int(msg.width)
-    pts = pointcloud2_to_array(msg, src, skip_nans=True, name=name)
-    radar = np.empty((len(pts), len(src)), np.float32)
-    for i, s in enumerate(src):
-        col = pts[s]
-        if col.ndim != 1:
-            raise ConversionError(f"{name}.fields[{s}]: count must be 1 for a radar column")
-        radar[:, i] = col
-    return radar, tuple(canon), total - len(pts)
+    radar = pointcloud2_to_columns(msg, src, name=name)
+    return radar, tuple(canon), point_count(msg) - len(radar)
 
 
-def array_to_pointcloud2(columns: Mapping[str, np.ndarray], header=None) -> PointCloud2:
-    """Columns of equal length (name -> N values) -> unorganised PointCloud2 (height 1) with float32 fields."""
+def array_to_pointcloud2(columns: Mapping[str, np.ndarray], header=None, types: MessageTypes = RCLPY):
+    """Columns of equal length (name -> N values) -> unorganised PointCloud2 (height 1) with float32 fields;
+    `is_dense` is true only when no value is NaN or infinite (readers such as sensor_msgs_py's
+    read_points(skip_nans=True) filter only clouds that say they are not dense)."""
     names = list(columns)
     n = len(next(iter(columns.values()))) if names else 0
     for k in names:
@@ -244,17 +364,12 @@ def array_to_pointcloud2(columns: Mapping[str, np.ndarray], header=None) -> Poin
     arr = np.empty(n, np.dtype([(k, "<f4") for k in names]))
     for k in names:
         arr[k] = columns[k]
-    msg = PointCloud2()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = 1, n
-    msg.fields = [PointField(name=k, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, k in enumerate(names)]
-    msg.is_bigendian = False
-    msg.point_step = 4 * len(names)
-    msg.row_step = msg.point_step * n
-    msg.is_dense = True
-    msg.data = _byte_array(arr)
-    return msg
+    fields = [types("sensor_msgs/msg/PointField", name=k, offset=4 * i, datatype=FLOAT32, count=1)
+              for i, k in enumerate(names)]
+    return types("sensor_msgs/msg/PointCloud2", header=header if header is not None else make_header(0, "", types),
+                 height=1, width=n, fields=fields, is_bigendian=False, point_step=4 * len(names),
+                 row_step=4 * len(names) * n, data=arr.view(np.uint8).reshape(-1),
+                 is_dense=bool(all(np.isfinite(arr[k]).all() for k in names)))
 
 
 # ------------------------------------------------------------------------------------------------------- cameras
@@ -262,15 +377,16 @@ def array_to_pointcloud2(columns: Mapping[str, np.ndarray], header=None) -> Poin
 DISTORTION_MODELS = {"plumb_bob": (4, 5), "rational_polynomial": (8,)}
 
 
-def camera_info_to_model(msg: CameraInfo, name: str = "camera_info") -> CameraModel:
-    """CameraInfo -> CameraModel (K, OpenCV distortion). All-zero D (or none) means no distortion."""
+def camera_info_to_model(msg, name: str = "camera_info") -> CameraModel:
+    """CameraInfo -> CameraModel (K, OpenCV distortion; R and P are not used: images here are unrectified). All-zero
+    D (or none) means no distortion (kept as given when OpenCV takes that many coefficients)."""
     K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
     if not np.any(K):
         raise ConversionError(f"{name}.k: all zeros (uncalibrated camera)")
     d = np.asarray(msg.d, dtype=np.float64).reshape(-1)
     model = msg.distortion_model
     if d.size == 0 or not np.any(d):
-        dist = np.zeros(0)
+        dist = d if d.size in (4, 5, 8, 12, 14) else np.zeros(0)
         model = model if model in DISTORTION_MODELS else "plumb_bob"
     elif model in DISTORTION_MODELS:
         if d.size not in DISTORTION_MODELS[model]:
@@ -286,22 +402,76 @@ def camera_info_to_model(msg: CameraInfo, name: str = "camera_info") -> CameraMo
         raise ConversionError(f"{name}: {e}") from None
 
 
+def camera_model_to_info(camera: CameraModel, header=None, types: MessageTypes = RCLPY):
+    """CameraModel -> CameraInfo (R = identity, P = [K | 0]: a monocular, unrectified camera)."""
+    P = np.zeros((3, 4))
+    P[:, :3] = camera.K
+    roi = types("sensor_msgs/msg/RegionOfInterest", x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    return types("sensor_msgs/msg/CameraInfo", header=header if header is not None else make_header(0, "", types),
+                 height=camera.height, width=camera.width, distortion_model=camera.distortion_model,
+                 d=camera.dist.astype(np.float64), k=camera.K.astype(np.float64).reshape(-1),
+                 r=np.eye(3).reshape(-1), p=P.reshape(-1), binning_x=0, binning_y=0, roi=roi)
+
+
+# ----------------------------------------------------------------------------------------------------- transforms
+def transform_to_matrix(tf) -> np.ndarray:
+    """geometry_msgs/Transform -> 4x4 (child-frame points -> parent frame)."""
+    from transforms3d.quaternions import quat2mat
+
+    q = tf.rotation
+    T = np.eye(4)
+    T[:3, :3] = quat2mat([q.w, q.x, q.y, q.z])
+    T[:3, 3] = [tf.translation.x, tf.translation.y, tf.translation.z]
+    return T
+
+
+def matrix_to_transform_stamped(T_parent_child: np.ndarray, parent: str, child: str, stamp_ns: int,
+                                types: MessageTypes = RCLPY):
+    """4x4 T (child-frame points -> parent frame) -> geometry_msgs/TransformStamped (tf2: child's pose in parent)."""
+    from transforms3d.quaternions import mat2quat
+
+    T = np.asarray(T_parent_child, dtype=np.float64)
+    w, x, y, z = mat2quat(T[:3, :3])
+    tf = types("geometry_msgs/msg/Transform",
+               translation=types("geometry_msgs/msg/Vector3", x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
+               rotation=types("geometry_msgs/msg/Quaternion", x=float(x), y=float(y), z=float(z), w=float(w)))
+    return types("geometry_msgs/msg/TransformStamped", header=make_header(stamp_ns, parent, types),
+                 child_frame_id=child, transform=tf)
+
+
+def tf_message(transforms: Sequence[Any], types: MessageTypes = RCLPY):
+    return types("tf2_msgs/msg/TFMessage", transforms=list(transforms))
+
+
 # --------------------------------------------------------------------------------------------------------- frames
-def messages_to_frame(image: Image, cloud: PointCloud2, info: CameraInfo, T_cam_radar: np.ndarray,
-                      field_map: Mapping[str, str], prior: Optional[Image] = None) -> tuple[Frame, int]:
-    """Synced messages -> (Frame, NaN radar points dropped). Raises ConversionError / FrameError naming the field."""
+def image_message_to_rgb(msg, name: str = "image") -> np.ndarray:
+    """Image (any encoding of `image_to_rgb`) or CompressedImage -> H x W x 3 uint8 RGB."""
+    if hasattr(msg, "encoding"):
+        return image_to_rgb(msg, name)
+    return compressed_image_to_rgb(msg, name)
+
+
+def messages_to_frame(image, cloud, info, T_cam_radar: np.ndarray,
+                      field_map: Mapping[str, str], prior=None) -> tuple[Frame, int]:
+    """Synced messages (image: Image or CompressedImage) -> (Frame, NaN radar points dropped). Raises
+    ConversionError / FrameError naming the field. The node and the bag reader (ros/bag_frames.py) both build their
+    frames here."""
     camera = camera_info_to_model(info)
-    if (int(image.width), int(image.height)) != (camera.width, camera.height):
+    size = (camera.width, camera.height)
+    if hasattr(image, "encoding") and (int(image.width), int(image.height)) != size:  # before decoding
         raise ConversionError(f"image: size {image.width}x{image.height} differs from camera_info's "
                               f"{camera.width}x{camera.height}")
-    rgb = image_to_rgb(image)
+    rgb = image_message_to_rgb(image)
+    if rgb.shape[1::-1] != size:
+        raise ConversionError(f"image: size {rgb.shape[1]}x{rgb.shape[0]} differs from camera_info's "
+                              f"{camera.width}x{camera.height}")
     radar, names, dropped = radar_from_pointcloud2(cloud, field_map)
     prior_arr = None
     if prior is not None:
         prior_arr = prior_from_image(prior)
         if prior_arr.shape != rgb.shape[:2]:
             raise ConversionError(f"prior: size {prior.width}x{prior.height} differs from the image's "
-                                  f"{image.width}x{image.height}")
+                                  f"{rgb.shape[1]}x{rgb.shape[0]}")
     stamp = stamp_to_sec(image.header.stamp)
     frame = Frame(image=rgb, camera=camera, radar=radar, T_cam_radar=T_cam_radar, radar_fields=names,
                   prior=prior_arr, stamp=stamp, frame_id=f"{image.header.frame_id}@{stamp:.9f}")
@@ -309,7 +479,7 @@ def messages_to_frame(image: Image, cloud: PointCloud2, info: CameraInfo, T_cam_
 
 
 def anchors_to_pointcloud2(anchors: RadarAnchors, camera: CameraModel, header=None,
-                           kept_only: bool = True) -> PointCloud2:
+                           kept_only: bool = True, types: MessageTypes = RCLPY):
     """Anchors -> PointCloud2 in the camera optical frame with float32 fields x, y, z, u, v, confidence.
 
     x, y, z back-project the refined pixel (u, v) at the radar depth (recalibration moves pixels, not depth), undoing
@@ -325,4 +495,4 @@ def anchors_to_pointcloud2(anchors: RadarAnchors, camera: CameraModel, header=No
     else:
         xn = np.zeros((0, 2))
     return array_to_pointcloud2({"x": xn[:, 0] * d, "y": xn[:, 1] * d, "z": d, "u": uv[:, 0], "v": uv[:, 1],
-                                 "confidence": anchors.confidence[k]}, header)
+                                 "confidence": anchors.confidence[k]}, header, types)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from . import bag as bagio
+from .convert import cdr_header_stamp_ns
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +27,6 @@ NODE_OUTPUTS = {
 #: message types whose first field is a std_msgs/Header (their stamps are tracked)
 HAS_HEADER = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/PointCloud2",
                "diagnostic_msgs/msg/DiagnosticArray"}
-
-
-def header_stamp_ns(data: bytes) -> int:
-    """Header stamp of a serialized message whose first field is std_msgs/Header, read from the CDR bytes directly
-    (4-byte encapsulation header, then int32 sec + uint32 nanosec in the stated byte order); hand-written because
-    deserialising a whole image just for its stamp is wasteful."""
-    little = data[1] & 1  # encapsulation kind: CDR_LE = 0x0001, CDR_BE = 0x0000
-    order = "little" if little else "big"
-    sec = int.from_bytes(data[4:8], order, signed=True)
-    nsec = int.from_bytes(data[8:12], order, signed=False)
-    return sec * 10**9 + nsec
 
 
 class BagRecorder:
@@ -73,7 +63,15 @@ class BagRecorder:
             self._writer.write_raw(topic, msgtype, data, now)
             self.counts[topic] += 1
             if msgtype in HAS_HEADER:
-                self.stamps[topic].append(header_stamp_ns(data))
+                self.stamps[topic].append(cdr_header_stamp_ns(data))
+
+    def matched(self, topic: str) -> bool:
+        """True once this recorder's subscription to `topic` has matched a publisher from its own side (what
+        decides whether it receives the next message; the publisher may see the match earlier). rclpy without
+        Subscription.get_publisher_count (Humble): the graph's publisher count."""
+        sub = self._subs[list(self.stamps).index(topic)]
+        count = getattr(sub, "get_publisher_count", None)
+        return (count() if count is not None else self.node.count_publishers(topic)) > 0
 
     def has_stamp(self, topic: str, stamp_ns: int) -> bool:
         with self._lock:

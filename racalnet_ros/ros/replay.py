@@ -81,15 +81,19 @@ class BagPlayer:
                 (log.info if topic == "/tf_static" else log.warning)("replay: skipping %s: %s", topic, exc)
                 self.skipped_topics.append(topic)
                 continue
+            # reliable + transient local (offers more than any subscriber asks, so every QoS matches): a subscriber
+            # that asks for transient local gets the last `depth` messages even when it matched this publisher
+            # after they went out (DDS discovery is asymmetric); volatile subscribers get live messages as usual
             latched = topic == "/tf_static"
             qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1 if latched else depth,
-                             reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+                             reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.publishers[topic] = node.create_publisher(cls, self.remap.get(topic, topic), qos)
         self.clock_pub = None
         if clock:
             from rosgraph_msgs.msg import Clock
-            self.clock_pub = node.create_publisher(Clock, self.remap.get("/clock", "/clock"), 10)
+            self.clock_pub = node.create_publisher(Clock, self.remap.get("/clock", "/clock"), QoSProfile(
+                history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.published = 0
 
     # ----------------------------------------------------------------------------------------------------------
@@ -102,13 +106,14 @@ class BagPlayer:
         directly following non-image messages stamped no later than that image (bags recorded by `ros2 bag record`
         may log a frame's camera_info or cloud after its image); it comes with the image's header stamp in ns.
         A trailing group without an image has stamp None."""
-        from .record import HAS_HEADER, header_stamp_ns
+        from .convert import cdr_header_stamp_ns
+        from .record import HAS_HEADER
         group: list[BagMessage] = []
         stamp: Optional[int] = None  # set once the group has its image
         for m in self.messages():
             if stamp is not None:
                 late = (m.topic != self.bag_topics.image and m.msgtype in HAS_HEADER
-                        and header_stamp_ns(m.data) <= stamp)
+                        and cdr_header_stamp_ns(m.data) <= stamp)
                 if late:
                     group.append(m)
                     continue
@@ -116,7 +121,7 @@ class BagPlayer:
                 group, stamp = [], None
             group.append(m)
             if m.topic == self.bag_topics.image:
-                stamp = header_stamp_ns(m.data)
+                stamp = cdr_header_stamp_ns(m.data)
         if group:
             yield group, stamp
 

@@ -1,16 +1,28 @@
-"""Approximate-time synchronisation of N inputs, with message_filters' policy, on float stamps (no ROS needed).
+"""Time synchronisation of N inputs with message_filters' policies, on integer nanosecond stamps (no ROS needed).
 
-The node uses `message_filters.ApproximateTimeSynchronizer` where the ROS install has it; otherwise this class,
-which follows the same policy as message_filters' Python implementation:
+`sync.slop > 0` is approximate-time matching, `sync.slop: 0` exact-time matching, with either implementation:
 
-- each input keeps a queue {stamp: message} of at most `queue_size` entries (the oldest stamp is evicted);
-- when a message arrives on input i, candidate stamps on every other input are those within `slop` seconds of it;
-  combinations are tried nearest-first per input, and the first one whose total spread (max - min stamp) is below
-  `slop` is emitted, its messages are removed from their queues, and the search stops.
+  slop > 0   message_filters.ApproximateTimeSynchronizer   | ApproximateTimeSync (this module)
+  slop = 0   message_filters.TimeSynchronizer              | ExactTimeSync (this module)
 
-`reset()` forgets everything queued: the node calls it when stamps jump backwards (bag loops). One deliberate
-difference: `slop = 0` matches identical stamps (message_filters' strict `< slop` would never match). Hand-written
-because message_filters is not on PyPI and the fallback must behave the same way.
+(message_filters' ApproximateTimeSynchronizer never matches at slop 0: it requires a spread strictly below the slop.)
+The node uses message_filters where the ROS install has it, else these classes, which follow its Python
+implementation (rolling, checked against it in test/ros/test_sync.py where message_filters is importable):
+
+- every input keeps a queue {stamp ns: message}; beyond `queue_size` entries the oldest stamp is evicted (possibly
+  the message that just arrived, which then cannot be matched); a second message with the same stamp replaces the
+  first;
+- approximate: when a message arrives on input i, the candidates on every other input are the stamps within `slop`
+  of it (|dt| <= slop, nearest first, ties in arrival order); their combinations are tried in that order and the
+  first whose spread (max - min stamp) is strictly below `slop` is emitted and removed from the queues: at most one
+  set per arriving message;
+- exact: every stamp present in all queues is emitted (oldest first) and removed.
+The slop is compared in integer nanoseconds, int(slop * 1e9) as rclpy's Duration(seconds=slop) makes it, so a
+spread at the boundary is decided the same way by both (float seconds would not: 2.03 - 2.01 < 0.02 in floats).
+
+`reset()` forgets everything queued: the node calls it when stamps jump backwards (bag loops). `make_synchronizer`
+picks the implementation behind one `add(index, stamp_ns, msg)` / `reset()` interface and names it in `.kind`.
+Hand-written because message_filters is not on PyPI and the fallback must behave the same way.
 """
 
 from __future__ import annotations
@@ -20,9 +32,17 @@ import threading
 from typing import Any, Callable, Optional
 
 
+def slop_ns(slop: float) -> int:
+    """The slop in nanoseconds as message_filters compares it: rclpy's Duration(seconds=slop).nanoseconds."""
+    return int(float(slop) * 1e9)
+
+
 class ApproximateTimeSync:
-    """Synchronise `num_inputs` streams. `add(i, stamp, msg)` returns the matched tuple (one message per input, in
-    input order) or None; callbacks registered with `register_callback` are called with the same tuple."""
+    """Synchronise `num_inputs` streams. `add(i, stamp_ns, msg)` returns the matched tuple (one message per input, in
+    input order) or None; callbacks registered with `register_callback` are called with the same tuple.
+    slop 0 is rejected here (it never matches under this policy): use ExactTimeSync (make_synchronizer does)."""
+
+    kind = "racalnet_ros.ros.sync.ApproximateTimeSync"
 
     def __init__(self, num_inputs: int, queue_size: int, slop: float) -> None:
         if num_inputs < 1:
@@ -34,7 +54,8 @@ class ApproximateTimeSync:
         self.num_inputs = int(num_inputs)
         self.queue_size = int(queue_size)
         self.slop = float(slop)
-        self.queues: list[dict[float, Any]] = [{} for _ in range(self.num_inputs)]
+        self.slop_ns = slop_ns(slop)
+        self.queues: list[dict[int, Any]] = [{} for _ in range(self.num_inputs)]
         self.matched = 0
         self._callbacks: list[Callable[..., None]] = []
         self._lock = threading.Lock()
@@ -45,53 +66,107 @@ class ApproximateTimeSync:
     def reset(self) -> None:
         """Forget every queued message (e.g. after a bag loop)."""
         with self._lock:
-            self._clear()
+            for q in self.queues:
+                q.clear()
 
-    def _clear(self) -> None:
-        for q in self.queues:
-            q.clear()
-
-    def add(self, index: int, stamp: float, msg: Any) -> Optional[tuple]:
-        """Queue `msg` (stamp in seconds) on input `index`; return the synced tuple if this completes one."""
+    def add(self, index: int, stamp_ns: int, msg: Any) -> Optional[tuple]:
+        """Queue `msg` (header stamp in integer nanoseconds) on input `index`; return the synced tuple if this
+        completes one (the callbacks get every set)."""
         if not 0 <= index < self.num_inputs:
             raise IndexError(f"input index {index} out of range 0..{self.num_inputs - 1}")
-        stamp = float(stamp)
         with self._lock:
-            match = self._add_locked(index, stamp, msg)
-            if match is not None:
-                self.matched += 1
-        if match is not None:
+            own = self.queues[index]
+            own[int(stamp_ns)] = msg
+            while len(own) > self.queue_size:
+                del own[min(own)]
+            matches = self._match(index, int(stamp_ns))
+            self.matched += len(matches)
+        for match in matches:
             for cb in self._callbacks:
                 cb(*match)
-        return match
+        return matches[-1] if matches else None
 
-    def _add_locked(self, index: int, stamp: float, msg: Any) -> Optional[tuple]:
-        own = self.queues[index]
-        own[stamp] = msg
-        while len(own) > self.queue_size:
-            del own[min(own)]
-        # candidate stamps per other input: within slop of the new stamp, nearest first
-        candidates: list[list[float]] = []
+    def _match(self, index: int, stamp: int) -> list[tuple]:
+        # candidate stamps per other input: within slop of the new stamp, nearest first (stable: arrival order)
+        candidates: list[list[int]] = []
         for j, q in enumerate(self.queues):
             if j == index:
                 continue
-            near = sorted((s for s in q if abs(s - stamp) <= self.slop), key=lambda s: abs(s - stamp))
+            near = sorted((s for s in q if abs(s - stamp) <= self.slop_ns), key=lambda s: abs(s - stamp))
             if not near:
-                return None
+                return []
             candidates.append(near)
         for combo in itertools.product(*candidates):
             stamps = list(combo)
             stamps.insert(index, stamp)
-            if max(stamps) - min(stamps) < self.slop or (self.slop == 0.0 and max(stamps) == min(stamps)):
-                if all(s in q for q, s in zip(self.queues, stamps)):
-                    out = tuple(q.pop(s) for q, s in zip(self.queues, stamps))
-                    return out
-        return None
+            if max(stamps) - min(stamps) < self.slop_ns and all(s in q for q, s in zip(self.queues, stamps)):
+                return [tuple(q.pop(s) for q, s in zip(self.queues, stamps))]
+        return []
 
     def pending(self) -> list[int]:
         """Number of queued messages per input."""
         with self._lock:
             return [len(q) for q in self.queues]
+
+
+class ExactTimeSync(ApproximateTimeSync):
+    """Exact-time matching (`sync.slop: 0`), message_filters.TimeSynchronizer's policy: every stamp present in all
+    queues is emitted, oldest first."""
+
+    kind = "racalnet_ros.ros.sync.ExactTimeSync"
+
+    def __init__(self, num_inputs: int, queue_size: int, slop: float = 0.0) -> None:
+        super().__init__(num_inputs, queue_size, 0.0)
+
+    def _match(self, index: int, stamp: int) -> list[tuple]:
+        common = set(self.queues[0]).intersection(*self.queues[1:])
+        return [tuple(q.pop(t) for q in self.queues) for t in sorted(common)]
+
+
+class MessageFiltersSync:
+    """message_filters' ApproximateTimeSynchronizer (slop > 0) or TimeSynchronizer (slop 0), fed through one
+    SimpleFilter per input, behind the `add` / `reset` interface of ApproximateTimeSync (reset = a new synchroniser;
+    message_filters reads the stamp from the message's header)."""
+
+    def __init__(self, num_inputs: int, queue_size: int, slop: float, callback: Callable[..., None]) -> None:
+        import message_filters
+
+        self._mf, self._args, self._callback = message_filters, (num_inputs, queue_size, slop), callback
+        self.kind = "message_filters." + ("TimeSynchronizer" if slop == 0 else "ApproximateTimeSynchronizer")
+        self.reset()
+
+    def reset(self) -> None:
+        n, queue_size, slop = self._args
+        self._inputs = [self._mf.SimpleFilter() for _ in range(n)]
+        if slop == 0:
+            self._sync = self._mf.TimeSynchronizer(self._inputs, queue_size)
+        else:
+            self._sync = self._mf.ApproximateTimeSynchronizer(self._inputs, queue_size, slop)
+        self._sync.registerCallback(self._callback)
+
+    def add(self, index: int, stamp_ns: int, msg: Any) -> None:
+        self._inputs[index].signalMessage(msg)
+
+
+def make_synchronizer(num_inputs: int, queue_size: int, slop: float, callback: Callable[..., None],
+                      implementation: str = "auto"):
+    """The synchroniser for `sync.slop` (see the module docstring): message_filters' where the ROS install has it
+    (implementation "auto") or when asked ("message_filters": ImportError without it), else this module's
+    ("fallback"). Both take `add(index, stamp_ns, msg)` and `reset()`, call `callback(*msgs)` per matched set and
+    name themselves in `.kind`."""
+    if implementation not in ("auto", "message_filters", "fallback"):
+        raise ValueError(f"implementation: {implementation!r} is not auto, message_filters or fallback")
+    if implementation != "fallback":
+        try:
+            import message_filters  # noqa: F401  (a ROS package, not on PyPI)
+        except ImportError:
+            if implementation == "message_filters":
+                raise
+        else:
+            return MessageFiltersSync(num_inputs, queue_size, slop, callback)
+    sync = (ExactTimeSync if slop == 0 else ApproximateTimeSync)(num_inputs, queue_size, slop)
+    sync.register_callback(callback)
+    return sync
 
 
 class LatestSlot:

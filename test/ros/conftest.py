@@ -1,20 +1,19 @@
 """ROS test setup: every pytest-xdist worker gets its own ROS_DOMAIN_ID, loopback-only discovery and the package's
 Fast DDS profile (racalnet_ros.ros.dds), set here before any test imports rclpy. Fixtures start the node as a
-subprocess on the same domain and give tests an rclpy node to publish and subscribe with."""
+subprocess on the same domain (racalnet_ros.ros.harness, the harness the CLI uses) and give tests an rclpy node to
+publish and subscribe with."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
 
-from racalnet_ros.ros.dds import apply_local_ros_env, local_ros_env
+from racalnet_ros.ros.dds import apply_local_ros_env
+from racalnet_ros.ros.harness import NodeProcess
 
 apply_local_ros_env()  # per worker: domain from PYTEST_XDIST_WORKER (+ run id), or from the pid without xdist
 
@@ -66,52 +65,11 @@ def spin_until(node, predicate: Callable[[], bool], timeout: float, step: Option
         ex.shutdown()
 
 
-class NodeProcess:
-    """racalnet_node running as a subprocess (python -m racalnet_ros.node) with loopback DDS on the test's domain."""
-
-    def __init__(self, params: dict, log_dir: Path, domain_id: int, args: tuple[str, ...] = ()) -> None:
-        cmd = [sys.executable, "-m", "racalnet_ros.node", "--ros-args", *args]
-        for k, v in params.items():
-            cmd += ["-p", f"{k}:={_ros_value(v)}"]
-        self.log = log_dir / f"racalnet_node_{time.monotonic_ns()}.log"
-        self._fh = open(self.log, "wb")
-        env = local_ros_env(domain_id=domain_id, log_dir=log_dir)
-        env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-
-    def output(self) -> str:
-        self._fh.flush()
-        return self.log.read_text(errors="replace")
-
-    def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._fh.close()
-
-
-def _ros_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, tuple)):
-        return "[" + ",".join(_ros_value(x) for x in v) + "]"
-    if isinstance(v, str):
-        return v if v else "''"
-    return repr(v)
-
-
 def _node_factory(log_dir: Path, domain_id: int):
     procs: list[NodeProcess] = []
 
     def _start(params: dict, args: tuple[str, ...] = ()) -> NodeProcess:
-        p = NodeProcess(params, log_dir, domain_id, args)
+        p = NodeProcess(params, log_dir=log_dir, domain_id=domain_id, args=args, cwd=REPO_ROOT).start()
         procs.append(p)
         return p
 
@@ -120,7 +78,8 @@ def _node_factory(log_dir: Path, domain_id: int):
 
 @pytest.fixture
 def start_node(tmp_path, ros_domain_id):
-    """Factory: start_node({"param": value, ...}) -> NodeProcess; every node is stopped after the test."""
+    """Factory: start_node({"param": value, ...}, args=(ROS arguments...)) -> a started harness NodeProcess; every
+    node is stopped after the test."""
     start, procs = _node_factory(tmp_path, ros_domain_id)
     yield start
     for p in procs:

@@ -1,5 +1,6 @@
 """rosbag2 files with rosbags (racalnet_ros.ros.bag): frames survive a write/read round trip in sqlite3 and MCAP, the
-extrinsics travel in /tf_static and in the metadata, and the message conversions honour padding and byte order.
+extrinsics travel in /tf_static and in the metadata, and the one codec (racalnet_ros.ros.convert) decodes rosbags'
+messages as it decodes rclpy's, honouring padding and byte order, without importing rclpy or sensor_msgs.
 No rclpy or DDS here."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import transforms3d
 from racalnet_ros.frame import CameraModel, Frame
 from racalnet_ros.geometry import project_to_image
 from racalnet_ros.ros import bag as bagio
+from racalnet_ros.ros import convert
+from racalnet_ros.ros.convert import ROSBAGS, ConversionError
 
 FIELDS = ("x", "y", "z", "doppler", "power")
 
@@ -83,7 +86,7 @@ def test_every_message_of_a_frame_carries_the_frame_stamp_and_sensor_frame_id(tm
         if topic == "/tf_static":
             continue
         assert msg.header.frame_id == expected[topic]
-        assert bagio.stamp_to_ns(msg.header.stamp) == log_ns
+        assert convert.stamp_to_ns(msg.header.stamp) == log_ns
         seen.setdefault(topic, []).append(log_ns)
     assert all(v == [12_500_000_000, 12_750_000_000] for v in seen.values()), seen
 
@@ -97,7 +100,7 @@ def test_extrinsics_travel_in_tf_static_and_metadata_and_agree(tmp_path):
     by_child = {tf.child_frame_id: tf for tf in msgs[0].transforms}
     assert set(by_child) == {"radar", "lidar"}
     assert all(tf.header.frame_id == "camera_optical_frame" for tf in by_child.values())
-    np.testing.assert_allclose(bagio.transform_to_matrix(by_child["radar"].transform), f.T_cam_radar, atol=1e-12)
+    np.testing.assert_allclose(convert.transform_to_matrix(by_child["radar"].transform), f.T_cam_radar, atol=1e-12)
     custom = bagio.bag_custom_data(tmp_path / "bag")
     np.testing.assert_allclose(np.reshape(json.loads(custom["racalnet.T_cam_radar"]), (4, 4)), f.T_cam_radar)
     ext = bagio.read_extrinsics(tmp_path / "bag")
@@ -147,32 +150,73 @@ def test_writers_never_overwrite_and_bad_storage_is_named(tmp_path):
 
 def _image(arr_bytes: bytes, h: int, w: int, enc: str, step: int, big: bool):
     Image = bagio.typestore().types["sensor_msgs/msg/Image"]
-    return Image(header=bagio.header_msg(0, "cam"), height=h, width=w, encoding=enc, is_bigendian=int(big),
-                 step=step, data=np.frombuffer(arr_bytes, np.uint8).copy())
+    return Image(header=convert.make_header(0, "cam", ROSBAGS), height=h, width=w, encoding=enc,
+                 is_bigendian=int(big), step=step, data=np.frombuffer(arr_bytes, np.uint8).copy())
 
 
-def test_image_conversion_honours_row_padding_and_byte_order():
+def test_the_codec_decodes_rosbags_images_honouring_row_padding_and_byte_order():
     depth = np.arange(12, dtype=np.float32).reshape(3, 4) / 4
     padded = np.zeros((3, 4 * 4 + 8), np.uint8)  # 8 padding bytes per row
     padded[:, :16] = depth.astype(">f4").view(np.uint8).reshape(3, 16)
-    out = bagio.image_to_array(_image(padded.tobytes(), 3, 4, "32FC1", 24, big=True))
+    out = convert.image_to_array(_image(padded.tobytes(), 3, 4, "32FC1", 24, big=True))
     np.testing.assert_array_equal(out, depth)
     rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     bgr = rgb[..., ::-1].copy()
-    np.testing.assert_array_equal(bagio.image_to_array(_image(bgr.tobytes(), 2, 3, "bgr8", 9, False)), rgb)
-    with pytest.raises(bagio.BagError, match="encoding 'yuv422'"):
-        bagio.image_to_array(_image(bgr.tobytes(), 2, 3, "yuv422", 9, False))
-    with pytest.raises(bagio.BagError, match="step"):
-        bagio.image_to_array(_image(bgr.tobytes(), 2, 3, "rgb8", 6, False))
+    np.testing.assert_array_equal(convert.image_to_rgb(_image(bgr.tobytes(), 2, 3, "bgr8", 9, False)), rgb)
+    with pytest.raises(ConversionError, match="encoding.*'yuv422'"):
+        convert.image_to_array(_image(bgr.tobytes(), 2, 3, "yuv422", 9, False))
+    with pytest.raises(ConversionError, match="step"):
+        convert.image_to_array(_image(bgr.tobytes(), 2, 3, "rgb8", 6, False))
 
 
-def test_point_clouds_drop_nan_points_and_name_missing_fields():
+def _cloud(pts: np.ndarray, fields=FIELDS):
+    return convert.array_to_pointcloud2({n: pts[:, i] for i, n in enumerate(fields)},
+                                        convert.make_header(5, "radar", ROSBAGS), ROSBAGS)
+
+
+def test_the_codec_reads_rosbags_clouds_dropping_nan_points_and_naming_missing_fields():
     pts = np.array([[1, 2, 3, 0.5, 9], [np.nan, 0, 0, 0, 0], [4, 5, 6, -1, 7]], np.float32)
-    msg = bagio.pointcloud_msg(pts, FIELDS, 5, "radar")
-    got = bagio.pointcloud_to_array(msg, ("x", "y", "z", "power"))
+    msg = _cloud(pts)
+    got = convert.pointcloud2_to_columns(msg, ("x", "y", "z", "power"))
     np.testing.assert_array_equal(got, pts[[0, 2]][:, [0, 1, 2, 4]])
-    with pytest.raises(bagio.BagError, match="intensity"):
-        bagio.pointcloud_to_array(msg, ("x", "y", "z", "intensity"))
+    with pytest.raises(ConversionError, match="intensity"):
+        convert.pointcloud2_to_columns(msg, ("x", "y", "z", "intensity"))
+
+
+def test_the_codec_keys_field_types_on_pointfield_integers_and_reads_count_above_one():
+    """A rosbags cloud with a float64 field and a 3-vector field (count 3), serialised and read back."""
+    PointField = bagio.typestore().types["sensor_msgs/msg/PointField"]
+    dt = np.dtype({"names": ["x", "y", "z", "normal", "t"], "formats": ["<f4", "<f4", "<f4", ("<f4", (3,)), "<f8"],
+                   "offsets": [0, 4, 8, 12, 24], "itemsize": 32})
+    p = np.zeros(3, dt)
+    p["x"], p["normal"], p["t"] = [1, 2, 3], np.arange(9).reshape(3, 3), [0.5, 1.5, 2.5]
+    fields = [PointField(name=n, offset=o, datatype=d, count=c) for n, o, d, c in
+              (("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("normal", 12, 7, 3), ("t", 24, 8, 1))]
+    msg = bagio.typestore().types["sensor_msgs/msg/PointCloud2"](
+        header=convert.make_header(0, "l", ROSBAGS), height=1, width=3, fields=fields, is_bigendian=False,
+        point_step=32, row_step=96, data=p.view(np.uint8).copy(), is_dense=True)
+    ts = bagio.typestore()
+    back = ts.deserialize_cdr(ts.serialize_cdr(msg, "sensor_msgs/msg/PointCloud2"), "sensor_msgs/msg/PointCloud2")
+    arr = convert.pointcloud2_to_array(back)
+    np.testing.assert_array_equal(arr["normal"], p["normal"])
+    np.testing.assert_array_equal(arr["t"], p["t"])
+
+
+def test_bag_tools_import_and_write_without_rclpy_or_sensor_msgs(tmp_path):
+    """The codec and the bag storage work on a machine without a ROS install (sensor_msgs / rclpy unimportable)."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['rclpy'] = None; sys.modules['sensor_msgs'] = None; "
+            "sys.modules['sensor_msgs.msg'] = None\n"
+            "import numpy as np\n"
+            "from racalnet_ros.ros import bag, convert\n"
+            "from racalnet_ros.recalibration.toy import toy_frame\n"
+            f"bag.write_bag([toy_frame(0)], {str(tmp_path / 'b')!r})\n"
+            f"(f,) = bag.read_frames({str(tmp_path / 'b')!r})\n"
+            "print(f.image.shape, 'rclpy' in sys.modules and sys.modules['rclpy'] is not None)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-1] == "False"
 
 
 @pytest.mark.astyx
@@ -197,4 +241,4 @@ def test_bag_from_dataset_cli_writes_the_chosen_frames(astyx_root, tmp_path):
     assert rc == 0
     assert [f.frame_id for f in bagio.read_frames(tmp_path / "b")] == ["000000", "000001"]
     assert main(["bag-from-dataset", "--dataset", "astyx", "--root", str(astyx_root), "--out",
-                 str(tmp_path / "b"), "--max-frames", "1"]) == 1  # exists: refused, not overwritten
+                 str(tmp_path / "b"), "--max-frames", "1"]) == 2  # exists: refused (one line), not overwritten

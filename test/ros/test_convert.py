@@ -180,6 +180,33 @@ def test_array_to_pointcloud2_round_trips():
         np.testing.assert_allclose(back[k], v.astype(np.float32))
 
 
+def test_is_dense_is_true_only_without_nan_or_inf_points():
+    assert convert.array_to_pointcloud2({"x": np.ones(3), "y": np.zeros(3)}).is_dense is True
+    assert convert.array_to_pointcloud2({"x": np.array([1.0, np.nan]), "y": np.zeros(2)}).is_dense is False
+    assert convert.array_to_pointcloud2({"x": np.ones(2), "y": np.array([0.0, np.inf])}).is_dense is False
+    assert convert.array_to_pointcloud2({"x": np.zeros(0)}).is_dense is True
+
+
+SENSOR_MSGS_PY = __import__("os").environ.get("RACALNET_SENSOR_MSGS_PY", "")
+
+
+def test_the_real_read_points_drops_nan_points_of_our_clouds():
+    """sensor_msgs_py.point_cloud2.read_points(skip_nans=True) filters only clouds with is_dense False (a ROS install,
+    or RACALNET_SENSOR_MSGS_PY=<common_interfaces checkout>/sensor_msgs_py)."""
+    import sys
+    if SENSOR_MSGS_PY:
+        sys.path.insert(0, SENSOR_MSGS_PY)
+    try:
+        from sensor_msgs_py import point_cloud2
+    except ImportError as exc:
+        pytest.skip(f"sensor_msgs_py is not importable ({exc}): it comes with a ROS install and is not on PyPI; set "
+                    "RACALNET_SENSOR_MSGS_PY to the sensor_msgs_py folder of a github.com/ros2/common_interfaces "
+                    "checkout")
+    msg = convert.array_to_pointcloud2({"x": np.array([1.0, np.nan, 3.0]), "y": np.zeros(3), "z": np.ones(3)})
+    pts = point_cloud2.read_points(msg, field_names=("x", "y", "z"), skip_nans=True)
+    np.testing.assert_array_equal(pts["x"], [1.0, 3.0])
+
+
 def _info(model: str, d: list[float], w: int = 640, h: int = 480) -> CameraInfo:
     K = [500.0, 0, 320, 0, 510.0, 240, 0, 0, 1]
     return CameraInfo(width=w, height=h, distortion_model=model, d=d, k=K)
@@ -235,8 +262,10 @@ def test_anchors_are_back_projected_along_their_pixel_rays():
 
 
 def test_colorized_depth_is_black_where_invalid():
+    from racalnet_ros.metric_depth.output import colorize_depth
+
     d = np.array([[1.0, 10.0], [np.nan, 0.0]], np.float32)
-    c = convert.colorize_depth(d)
+    c = colorize_depth(d)
     assert c.shape == (2, 2, 3) and c.dtype == np.uint8
     assert (c[1] == 0).all() and c[0].any(axis=1).all()
     assert not np.array_equal(c[0, 0], c[0, 1])

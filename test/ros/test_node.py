@@ -161,7 +161,7 @@ def test_outputs_have_the_image_header_and_depth_equals_pipeline(running, spin):
     assert colored.header.frame_id == CAMERA_FRAME
 
     # diagnostics report rates, per-stage latency, anchors and drops
-    assert spin(h.node, lambda: any(_values(s).get("anchors_kept") == str(len(radar)) for s in h.diagnostics()), 10)
+    assert spin(h.node, lambda: any(_values(s).get("anchors_kept") == str(len(radar)) for s in h.diagnostics()), 60)
     values = next(_values(s) for s in reversed(h.diagnostics()) if "anchors_kept" in _values(s))
     for key in ("rate_in/image (Hz)", "rate_out (Hz)", "latency/total_ms", "latency/stage/align_ms",
                 "dropped_busy", "frames"):
@@ -244,14 +244,19 @@ def test_a_silent_camera_info_is_reported(running, spin):
 def test_with_recalibration_the_depth_still_equals_pipeline(start_node, ros_node, spin, tmp_path):
     """The recalibration network inside the node gives the same anchors and depth as Pipeline outside it. An untrained
     "tiny" network with fixed weights stands in for the shipped checkpoint (equality, not accuracy, is the claim)."""
-    torch = pytest.importorskip("torch")
+    import torch
     from racalnet_ros.recalibration.checkpoint import save_checkpoint
     from racalnet_ros.recalibration.config import ModelConfig
     from racalnet_ros.recalibration.model import RecalibrationNet
 
+    from racalnet_ros.datasets.synthetic import SyntheticDataset
+    from racalnet_ros.recalibration.checkpoint import make_provenance
+
     torch.manual_seed(0)
     cfg = ModelConfig.preset("tiny")
-    ckpt = save_checkpoint(tmp_path / "tiny_untrained", RecalibrationNet(cfg).eval(), cfg, threshold=0.3)
+    provenance = make_provenance(SyntheticDataset.generate([3, 4, 5]).describe(), None, "tiny", command="test")
+    ckpt = save_checkpoint(tmp_path / "tiny_untrained", RecalibrationNet(cfg).eval(), cfg, threshold=0.3,
+                           extra={"provenance": provenance})
     # own namespace: the module's node (raw anchors) keeps running on the same domain
     proc = start_node({**NODE_PARAMS, "recalibration.enabled": True, "recalibration.checkpoint": str(ckpt)},
                       args=("-r", "__ns:=/recal"))
@@ -272,6 +277,17 @@ def test_with_recalibration_the_depth_still_equals_pipeline(start_node, ros_node
     np.testing.assert_allclose(np.sort(anchors["confidence"]), np.sort(expected.anchors.confidence[k]), atol=1e-4)
     depth = convert.image_to_array(h.latest("depth/image", stamp))
     np.testing.assert_allclose(depth, expected.depth, rtol=1e-4, atol=1e-3, equal_nan=True)
+    # the checkpoint and what it was trained on: logged at start (a synthetic-only one with a warning saying how
+    # to train on your own data) and on /diagnostics
+    log = proc.output()
+    assert f"recalibration checkpoint {ckpt.resolve()}, trained on synthetic" in log and "seeds 3-5" in log
+    assert "trained on synthetic data only" in log and "racalnet train --dataset bag --root BAG --init" in log
+    assert spin(ros_node, lambda: any(_values(s).get("checkpoint") == str(ckpt.resolve()) for s in h.diagnostics()),
+                30)
+    values = next(_values(s) for s in h.diagnostics() if _values(s).get("checkpoint") == str(ckpt.resolve()))
+    assert values["checkpoint/trained_on"].startswith("synthetic: simulated") and "seeds 3-5, 3 frames" in \
+        values["checkpoint/trained_on"]
+    assert values["checkpoint/real_data"] == "false" and "synthetic data only" in values["checkpoint/warning"]
 
 
 @pytest.mark.parametrize("params, name", [
@@ -310,3 +326,49 @@ def test_a_missing_or_broken_checkpoint_stops_the_node_with_a_message_naming_it(
     assert rc == 2, out
     assert "Traceback" not in out and "FATAL" in out
     assert "recalibration.checkpoint" in out and "broken.safetensors" in out, out
+
+
+@pytest.mark.parametrize("where", ["installed", "RACALNET_MESSAGE_FILTERS"])
+def test_zero_slop_is_exact_time_matching_with_either_synchroniser(where, ros_node, spin, tmp_path, ros_domain_id):
+    """sync.slop: 0 matches identical stamps and nothing else, whether message_filters is there (TimeSynchronizer)
+    or not (the package's ExactTimeSync): with message_filters' ApproximateTimeSynchronizer the node would output
+    nothing at slop 0. "installed": whatever this environment has; "RACALNET_MESSAGE_FILTERS": the node with the
+    message_filters checkout at that path (skipped without it)."""
+    import importlib.util
+    import os
+
+    from racalnet_ros.ros.dds import local_ros_env
+    from racalnet_ros.ros.harness import NodeProcess
+
+    env = local_ros_env(ros_domain_id, tmp_path)
+    repo = str(__import__("pathlib").Path(__file__).resolve().parents[2])
+    if where == "installed":
+        expected = "message_filters.TimeSynchronizer" if importlib.util.find_spec("message_filters") else \
+            "racalnet_ros.ros.sync.ExactTimeSync"
+        env["PYTHONPATH"] = repo
+    else:
+        path = os.environ.get("RACALNET_MESSAGE_FILTERS", "")
+        if not path:
+            pytest.skip("set RACALNET_MESSAGE_FILTERS to the src/ folder of a github.com/ros2/message_filters "
+                        "checkout to run the node with message_filters")
+        expected = "message_filters.TimeSynchronizer"
+        env["PYTHONPATH"] = os.pathsep.join([path, repo])
+    ns = f"/exact_{where.lower()}"
+    node = NodeProcess({**NODE_PARAMS, "sync.slop": 0.0}, log_dir=tmp_path, env=env, args=("-r", f"__ns:={ns}"))
+    node.start()
+    try:
+        node.wait_ready(120)
+        assert f"sync via {expected}" in node.output()
+        h = Harness(ros_node, namespace=ns)
+        image, prior, radar = make_scene(5)
+        exact = 8100.25
+        assert send_until_output(h, spin, make_messages(image, prior, radar, exact), exact, timeout=120), \
+            node.output()[-3000:]
+        # one input 1 ms off: never matched at slop 0
+        off = 8200.25
+        msgs = make_messages(image, prior, radar, off)
+        msgs["camera_info"].header.stamp = Time(sec=8200, nanosec=251_000_000)
+        spin(ros_node, lambda: False, 3.0, step=lambda: h.publish(msgs), period=0.2)
+        assert h.latest("depth/image", off) is None
+    finally:
+        node.stop()

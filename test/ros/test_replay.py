@@ -14,9 +14,10 @@ import pytest
 
 from racalnet_ros.frame import CameraModel, Frame
 from racalnet_ros.ros import bag as bagio
+from racalnet_ros.ros import convert
 from racalnet_ros.ros.dds import local_ros_env
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def stop(proc: subprocess.Popen) -> str:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(15)
+            proc.wait(120)  # a failure bound only: a loaded machine takes seconds to unwind rclpy + DDS
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
@@ -58,14 +59,16 @@ def stop(proc: subprocess.Popen) -> str:
 
 
 class Collector:
-    """Raw subscriptions that keep what arrives."""
+    """Raw subscriptions that keep what arrives. Transient local: the replay's publishers offer it, so messages
+    sent before this side of DDS discovery matched them (a loaded machine) are delivered too, in order."""
 
     def __init__(self, node, topics):
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import Image, PointCloud2
         types = {"/camera/image": Image, "/radar/points": PointCloud2}
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.raw = {t: [] for t in topics}
         self.clock: list[int] = []
         self.subs = [node.create_subscription(types[t], NS + t, lambda d, t=t: self.raw[t].append(bytes(d)), qos,
@@ -90,9 +93,9 @@ def test_replay_publishes_the_bag_byte_for_byte_with_original_stamps_and_clock(s
     col = Collector(ros_node, topics)
     proc = start_replay(small_bag, ros_domain_id, tmp_path, "--rate", "2", "--wait-for-subscribers", "60")
     try:
-        done = spin(ros_node, lambda: all(len(col.raw[t]) >= 3 for t in topics) or proc.poll() is not None, 120)
-        spin(ros_node, lambda: False, 0.5)
-        assert proc.wait(60) == 0
+        done = spin(ros_node, lambda: all(len(col.raw[t]) >= 3 for t in topics) or proc.poll() is not None, 300)
+        assert proc.wait(120) == 0  # the replay waits until every message is acknowledged before it exits
+        spin(ros_node, lambda: False, 0.5)  # nothing more may arrive (the counts below are exact)
     finally:
         out = stop(proc)
         col.close()
@@ -102,7 +105,7 @@ def test_replay_publishes_the_bag_byte_for_byte_with_original_stamps_and_clock(s
         for got, sent in zip(col.raw[t], expected[t]):
             assert got[:len(sent)] == sent and got[len(sent):] == bytes(len(got) - len(sent)), t
             assert len(got) - len(sent) < 4
-    stamps = [bagio.stamp_to_ns(bagio.typestore().deserialize_cdr(d, "sensor_msgs/msg/Image").header.stamp)
+    stamps = [convert.stamp_to_ns(bagio.typestore().deserialize_cdr(d, "sensor_msgs/msg/Image").header.stamp)
               for d in col.raw["/camera/image"]]
     assert stamps == [bagio.DEFAULT_START_NS + i * 100_000_000 for i in range(3)]
     assert set(log_times) <= set(col.clock) and col.clock == sorted(col.clock)
@@ -110,28 +113,37 @@ def test_replay_publishes_the_bag_byte_for_byte_with_original_stamps_and_clock(s
 
 def test_loop_starts_again_with_stamps_jumping_back_and_sigint_stops_it(small_bag, ros_node, spin, ros_domain_id,
                                                                         tmp_path):
-    from racalnet_ros.ros.record import header_stamp_ns
+    """Waits on conditions (a complete loop after a jump back, on images and on /clock), never on a fixed time:
+    a loaded machine only makes it slower. Messages may be missing where the test process was too slow to take
+    them (a reliable publisher keeps the last 10), so the check is on what a loop looks like, not on a count."""
     col = Collector(ros_node, ["/camera/image"])
     proc = start_replay(small_bag, ros_domain_id, tmp_path, "--loop", "--rate", "4", "--wait-for-subscribers", "60")
+    s0 = bagio.DEFAULT_START_NS
+    period = [s0, s0 + 100_000_000, s0 + 200_000_000]
+
+    def stamps() -> list[int]:
+        return [convert.cdr_header_stamp_ns(d) for d in col.raw["/camera/image"]]
+
+    def looped() -> bool:  # the stamps jumped back and a whole period followed, on images and on /clock
+        s = stamps()
+        images = any(s[i] < s[i - 1] and s[i:i + 3] == period for i in range(1, len(s)))
+        return images and any(b < a for a, b in zip(col.clock, col.clock[1:]))
+
     try:
-        ok = spin(ros_node, lambda: len(col.raw["/camera/image"]) >= 5 or proc.poll() is not None, 120)
+        ok = spin(ros_node, lambda: looped() or proc.poll() is not None, 300)
         assert proc.poll() is None, "replay --loop exited by itself"
         os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(15) == 0
+        assert proc.wait(120) == 0
     finally:
         out = stop(proc)
         col.close()
-    assert ok, out
-    stamps = [header_stamp_ns(d) for d in col.raw["/camera/image"]]
-    s0 = bagio.DEFAULT_START_NS
-    period = [s0, s0 + 100_000_000, s0 + 200_000_000]
-    assert stamps[:5] == period + period[:2], stamps
-    assert any(b < a for a, b in zip(col.clock, col.clock[1:]))  # /clock jumps back too
+    assert ok, (stamps(), out)
+    assert set(stamps()) <= set(period), stamps()  # only the bag's stamps, however often
 
 
 def test_replay_names_a_missing_bag_and_rejects_a_bad_rate(ros_domain_id, tmp_path):
     proc = start_replay(tmp_path / "nope", ros_domain_id, tmp_path)
-    assert proc.wait(120) == 1
+    assert proc.wait(120) == 2
     assert "nope: no such bag" in stop(proc)
     proc = start_replay(tmp_path / "nope", ros_domain_id, tmp_path, "--rate", "0")
     assert proc.wait(120) == 2
@@ -156,7 +168,9 @@ def test_lockstep_frames_keep_late_logged_messages_with_their_image(tmp_path):
     order = [("/camera/camera_info", s0), ("/camera/image", s0), ("/camera/image", s1), ("/camera/camera_info", s1)]
     with bagio.BagWriter(tmp_path / "bag") as bw:
         for k, (topic, s) in enumerate(order):
-            msg = bagio.image_msg(img, s, "c") if topic == "/camera/image" else bagio.camera_info_msg(cam, s, "c")
+            h = convert.make_header(s, "c", convert.ROSBAGS)
+            msg = (convert.array_to_image(img, "rgb8", h, convert.ROSBAGS) if topic == "/camera/image"
+                   else convert.camera_model_to_info(cam, h, convert.ROSBAGS))
             bw.write(topic, msg, s0 + k)  # log times in recording order
     player = BagPlayer(_FakeNode(), tmp_path / "bag", clock=False)
     groups = [([m.topic for m in g], s) for g, s in player.frames()]

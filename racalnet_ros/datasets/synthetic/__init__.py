@@ -22,6 +22,8 @@ class SyntheticDataset(FrameDataset):
     """Synthetic frames, read from `root` (a `racalnet synth` folder) or, via `generate`, made on the fly."""
 
     name = "synthetic"
+    sensor = "simulated 4D radar, LiDAR and camera (racalnet synth generator)"
+    real = False
     splits = ("train", "val", "test", "full")
     eval_crop_rows = None
 
@@ -65,6 +67,12 @@ class SyntheticDataset(FrameDataset):
         if self.root is None:
             return generate_frame(self.seeds[frame_id], self.config)
         return layout.read_frame(self.root, frame_id, self.radar_fields)
+
+    def describe(self) -> dict:
+        """FrameDataset.describe() plus the generator seeds of these frames (they define synthetic frames)."""
+        from ..base import id_ranges
+
+        return {**super().describe(), "seeds": id_ranges(self.seeds[i] for i in self.ids)}
 
     def split_ids(self, name: str) -> list[str]:
         if name == "full":

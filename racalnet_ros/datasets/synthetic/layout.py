@@ -4,14 +4,15 @@
                               "radar_fields": [...], "frames": [{"id": "000042", "seed": 42}, ...],
                               "splits": {"train": [ids], "val": [ids], "test": [ids]}, "split_rule": text}
     DIR/image/<id>.png       RGB image (8-bit PNG)
-    DIR/radar/<id>.npy       N x 5 float32 radar points (x, y, z radar frame m, doppler m/s, power dB)
+    DIR/radar/<id>.npy       N x 5 float32 radar points (x, y, z radar frame m, doppler m/s, power dB over the floor)
     DIR/lidar/<id>.npy       M x 3 float32 LiDAR points (LiDAR frame, m)
     DIR/prior/<id>.npy       H x W float32 simulated monocular prior (relative inverse depth)
     DIR/depth_gt/<id>.npy    H x W float32 dense ground-truth depth (camera z, m; 0 = sky)
     DIR/calib/<id>.json      {"frame_id", "stamp", "width", "height", "K" 3x3, "dist", "T_cam_radar" 4x4 (the
                               calibrated, slightly wrong one), "T_cam_lidar" 4x4}
     DIR/extras/<id>.npz      radar_uv_true, radar_depth_true, radar_is_outlier, radar_kind, radar_visible_in_camera,
-                              T_cam_radar_true, radar_time_offset, ego_speed, seed
+                              radar_class, object_boxes, radar_doppler_period, T_cam_radar_true, radar_time_offset,
+                              ego_speed, ego_velocity_radar, seed
 Everything is lossless (PNG, .npy, JSON floats in repr form), so reading returns the generated Frame exactly.
 """
 

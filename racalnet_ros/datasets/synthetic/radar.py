@@ -1,20 +1,27 @@
 """4D imaging radar by ray casting from the radar's own origin (Open3D RaycastingScene).
 
-Model (documented in docs/synthetic.md):
+Model (documented in docs/synthetic.md "Radar model"; the defaults are matched to the Astyx 6455 with
+`racalnet inspect --radar-stats`):
 - the radar measures at time `dt` after the camera (a per-frame time offset): the scene's moving objects and the ego
   vehicle have moved by then;
-- `radar_rays` random directions inside the radar's field of view are cast from the radar origin; every surface hit
-  within range is a candidate reflection, weighted by reflectivity: material RCS (scene.MATERIAL_RCS_DB, metal strong,
-  vegetation/ground weak) x incidence (0.2 + 0.8 cos) / (1 + (r / 40 m)^2) for the range fall-off;
-- the true detections are drawn from the candidates by that weight (without replacement), then measured in spherical
-  coordinates with range, azimuth and (larger) elevation noise;
-- multipath ghosts: a detection re-appears further along its ray (range x 1.15..2.0, a second bounce) or mirrored
-  below the road surface (ground bounce), with less power;
-- clutter: uniform points in the field of view with low power and random Doppler;
-- Doppler = radial velocity of the target relative to the radar, (v_target - v_ego) . u (u = unit vector radar ->
-  target), positive = receding, plus noise; power = simulated RCS in dB (material + incidence + noise).
-Because the radar is mounted lower and ahead of the camera with a wider FOV, some detections lie on surfaces the
-camera cannot see (outside its FOV or occluded); `visible_in_camera` flags those that it can.
+- `RAYS_PER_FRAME` random directions inside the radar's field of view are cast from the radar origin (rays entering
+  a tree crown meet a twig some way in, scene.penetrate_foliage); every surface hit within range is a candidate
+  detection, weighted by scene.MATERIAL_DETECTION (metal near certain, facades and crowns often, flat ground rarely)
+  x incidence (0.2 + 0.8 cos) x (r / 10 m) ** radar_range_gain (extended surfaces fill more range cells far away)
+  x the elevation beam exp(-el^2 / 2 radar_elevation_beam_deg^2) (antenna gain away from boresight);
+- the true detections are drawn from the candidates by that weight, then measured in spherical coordinates with
+  range (quantised to radar_range_bin_m), azimuth and (larger) elevation noise;
+- multipath ghosts: a detection re-appears further along its ray (range x 1.15..2.0) or mirrored below the road
+  surface (ground bounce), weaker, with its source's Doppler;
+- clutter: uniform points in the field of view with low power and the static world's Doppler;
+- Doppler: radial velocity of the target relative to the radar, (v_target - v_ego) . u, plus noise; reported with the
+  sensor's sign (radar_doppler_approaching_positive: positive = closing in, as Astyx), quantised and aliased into
+  [-radar_doppler_period / 2, radar_doppler_period / 2);
+- power: the excess over the detection threshold, radar_power_floor + Exp(scene.MATERIAL_POWER_DB), quantised (the
+  Astyx "Mag" column: floor 45, steps of 0.5, nearly independent of range).
+Because the radar can be mounted apart from the camera with a wider FOV, some detections lie on surfaces the camera
+cannot see (outside its FOV or occluded); `visible_in_camera` flags those that it can. `cls` records what each ray hit
+(scene.MATERIAL_CLASS), and `boxes` the vehicles in the radar frame, for the radar statistics.
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ from .rig import Rig, make_T, rotation_xyz
 
 TRUE, GHOST, CLUTTER = 0, 1, 2
 RAYS_PER_FRAME = 20000
+#: radar_class of ghosts and clutter (true detections get scene.MATERIAL_CLASS of what they hit, 0-3)
+GHOST_OR_CLUTTER = 5
+#: mean power above the detection floor of clutter (dB)
+CLUTTER_POWER_DB = 2.0
 
 
 @dataclass
@@ -38,13 +49,17 @@ class RadarSweep:
     """points: N x 5 float32 (x, y, z in the radar frame, doppler m/s, power dB); kind: N int8 (TRUE/GHOST/CLUTTER);
     uv_true: N x 2 float32 pixel of the true surface point at the camera's time with the TRUE extrinsic (NaN for
     ghosts/clutter or behind the camera); depth_true: N float32 its camera depth (NaN likewise); visible_in_camera:
-    N bool (true detection whose surface point is inside the image and not hidden from the camera)."""
+    N bool (true detection whose surface point is inside the image and not hidden from the camera); cls: N int8
+    class of what the ray hit (scene.MATERIAL_CLASS; GHOST_OR_CLUTTER otherwise); boxes: K x 7 vehicle boxes in the
+    radar frame at the radar's time (centre, length, width, height, yaw)."""
 
     points: np.ndarray
     kind: np.ndarray
     uv_true: np.ndarray
     depth_true: np.ndarray
     visible_in_camera: np.ndarray
+    cls: np.ndarray
+    boxes: np.ndarray
 
 
 def perturb_extrinsic(T: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
@@ -79,14 +94,19 @@ def simulate_radar(scene: S.Scene, rc_cam, rig: Rig, camera: CameraModel, dt: fl
     d = d_rad @ R.T
     rc = scene.raycaster(dt) if dt != 0.0 else rc_cam
     ans = rc.cast_rays(o3d.core.Tensor(np.concatenate([np.broadcast_to(o, d.shape), d], 1).astype(np.float32)))
-    t = ans["t_hit"].numpy().astype(np.float64)
+    prim_all = ans["primitive_ids"].numpy().astype(np.int64)
+    t = S.penetrate_foliage(scene, rc, np.broadcast_to(o, d.shape), d, ans["t_hit"].numpy(), prim_all,
+                            cfg.foliage_depth_m, rng)
     hit = np.flatnonzero(np.isfinite(t) & (t <= cfg.radar_max_range) & (t > 0.5))
-    prim = ans["primitive_ids"].numpy()[hit].astype(np.int64)
+    prim = prim_all[hit]
     cos_inc = np.abs(np.sum(ans["primitive_normals"].numpy()[hit] * d[hit], axis=1))
     obj = scene.tri_object[prim]
-    rcs_db = S.MATERIAL_RCS_DB[scene.material[obj]].astype(np.float64)
+    material = scene.material[obj]
     r_hit = t[hit]
-    weight = 10 ** (rcs_db / 10) * (0.2 + 0.8 * cos_inc) / (1 + (r_hit / 40.0) ** 2)
+    weight = S.MATERIAL_DETECTION[material].astype(np.float64) * (0.2 + 0.8 * cos_inc) \
+        * (r_hit / 10.0) ** cfg.radar_range_gain
+    if cfg.radar_elevation_beam_deg > 0:                          # antenna gain falls off away from boresight
+        weight *= np.exp(-0.5 * (el[hit] / np.radians(cfg.radar_elevation_beam_deg)) ** 2)
 
     n_total = int(rng.integers(cfg.radar_points[0], cfg.radar_points[1] + 1))
     n_ghost = int(round(n_total * rng.uniform(*cfg.radar_ghost_fraction)))
@@ -102,14 +122,13 @@ def simulate_radar(scene: S.Scene, rc_cam, rig: Rig, camera: CameraModel, dt: fl
     v_obj = scene.velocity[obj[pick]].astype(np.float64)
     p_rad = (p_world - o) @ R                                      # world -> radar frame (rotation only, R orthonormal)
     rng_m, az_m, el_m = _spherical(p_rad)
-    meas = _cartesian(rng_m + rng.normal(0, cfg.radar_range_noise_m, n_true),
+    meas = _cartesian(_quantise(rng_m + rng.normal(0, cfg.radar_range_noise_m, n_true), cfg.radar_range_bin_m),
                       az_m + np.radians(rng.normal(0, cfg.radar_azimuth_noise_deg, n_true)),
                       el_m + np.radians(rng.normal(0, cfg.radar_elevation_noise_deg, n_true)))
     u = p_rad / np.maximum(rng_m, 1e-9)[:, None]
     v_rel = (v_obj - rig.ego_velocity) @ R                         # relative velocity in the radar frame
     doppler = np.sum(v_rel * u, axis=1) + rng.normal(0, cfg.radar_doppler_noise, n_true)
-    cos_p = cos_inc[pick]
-    power = rcs_db[pick] + 10 * np.log10(np.maximum(cos_p, 0.05)) + rng.normal(0, 1.5, n_true)
+    excess = S.MATERIAL_POWER_DB[material[pick]] * rng.exponential(1.0, n_true)
 
     # --- ghosts from random true detections: a later echo along the same ray or a ground-bounce mirror image
     src = rng.integers(0, max(n_true, 1), n_ghost)
@@ -120,12 +139,14 @@ def simulate_radar(scene: S.Scene, rc_cam, rig: Rig, camera: CameraModel, dt: fl
         g_world[~bounce] = o + (g_world[~bounce] - o) * ext[~bounce, None]
         g_world[bounce, 2] = -g_world[bounce, 2]                  # mirrored below the road surface
         g_rad = (g_world - o) @ R
-        g_dopp = doppler[src] * rng.uniform(0.8, 1.6, n_ghost)
-        g_pow = power[src] - rng.uniform(6.0, 15.0, n_ghost)
+        # ghosts keep their source's Doppler (on Astyx only ~8% of all points leave the static-world Doppler pattern,
+        # movers included, so its ghosts cannot carry stretched range rates)
+        g_dopp = doppler[src] + rng.normal(0, cfg.radar_doppler_noise, n_ghost)
+        g_exc = excess[src] * rng.uniform(0.2, 0.6, n_ghost)
     else:
-        g_rad, g_dopp, g_pow = np.zeros((0, 3)), np.zeros(0), np.zeros(0)
+        g_rad, g_dopp, g_exc = np.zeros((0, 3)), np.zeros(0), np.zeros(0)
     keep_g = np.linalg.norm(g_rad, axis=1) <= cfg.radar_max_range
-    g_rad, g_dopp, g_pow = g_rad[keep_g], g_dopp[keep_g], g_pow[keep_g]
+    g_rad, g_dopp, g_exc = g_rad[keep_g], g_dopp[keep_g], g_exc[keep_g]
 
     # --- clutter: uniform in the field of view, weak, Doppler of static ground +- noise
     c_r = rng.uniform(1.0, cfg.radar_max_range, n_clutter)
@@ -133,13 +154,18 @@ def simulate_radar(scene: S.Scene, rc_cam, rig: Rig, camera: CameraModel, dt: fl
     c_el = rng.uniform(-vf, vf, n_clutter)
     c_rad = _cartesian(c_r, c_az, c_el)
     c_u = c_rad / c_r[:, None]
-    c_dopp = -(rig.ego_velocity @ R) @ c_u.T + rng.normal(0, 1.0, n_clutter)
-    c_pow = rng.uniform(-25.0, -10.0, n_clutter)
+    c_dopp = -(rig.ego_velocity @ R) @ c_u.T + rng.normal(0, 0.3, n_clutter)
+    c_exc = rng.exponential(CLUTTER_POWER_DB, n_clutter)
 
     xyz = np.concatenate([meas, g_rad, c_rad])
-    pts = np.concatenate([xyz, np.concatenate([doppler, g_dopp, c_dopp])[:, None],
-                          np.concatenate([power, g_pow, c_pow])[:, None]], axis=1).astype(np.float32)
+    dopp = np.concatenate([doppler, g_dopp, c_dopp])
+    if cfg.radar_doppler_approaching_positive:
+        dopp = -dopp
+    dopp = _quantise(_wrap(dopp, cfg.radar_doppler_period), cfg.radar_doppler_bin)
+    power = _quantise(cfg.radar_power_floor + np.concatenate([excess, g_exc, c_exc]), cfg.radar_power_step)
+    pts = np.concatenate([xyz, dopp[:, None], power[:, None]], axis=1).astype(np.float32)
     kind = np.concatenate([np.full(n_true, TRUE), np.full(len(g_rad), GHOST), np.full(n_clutter, CLUTTER)]).astype(np.int8)
+    cls = np.concatenate([S.MATERIAL_CLASS[material[pick]], np.full(len(g_rad) + n_clutter, GHOST_OR_CLUTTER)])
 
     # --- ground truth: the true surface point at the camera's time (object moved back by -v dt), true extrinsic
     p0 = p_world - v_obj * dt
@@ -156,7 +182,25 @@ def simulate_radar(scene: S.Scene, rc_cam, rig: Rig, camera: CameraModel, dt: fl
     vis = np.zeros(n, bool)
     vis[:n_true] = visible
     order = rng.permutation(n)                                      # do not leak the kind through the row order
-    return RadarSweep(pts[order], kind[order], uv_true[order], depth_true[order], vis[order])
+    return RadarSweep(pts[order], kind[order], uv_true[order], depth_true[order], vis[order],
+                      cls[order].astype(np.int8), _boxes_in_radar(scene.boxes_at(dt), R, o))
+
+
+def _quantise(x: np.ndarray, step: float) -> np.ndarray:
+    return np.round(x / step) * step if step > 0 else x
+
+
+def _wrap(x: np.ndarray, period: float) -> np.ndarray:
+    return (x + period / 2) % period - period / 2 if period > 0 else x
+
+
+def _boxes_in_radar(boxes: np.ndarray, R: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """World boxes K x 7 (centre, size, yaw) -> the radar frame (centre moved, yaw of the box's x axis there)."""
+    out = np.asarray(boxes, np.float64).copy().reshape(-1, 7)
+    out[:, :3] = (out[:, :3] - o) @ R
+    axis = np.stack([np.cos(out[:, 6]), np.sin(out[:, 6]), np.zeros(len(out))], 1) @ R
+    out[:, 6] = np.arctan2(axis[:, 1], axis[:, 0])
+    return out.astype(np.float32)
 
 
 def _visible_from_camera(rc, cam_origin: np.ndarray, p: np.ndarray, tol: float = 0.05) -> np.ndarray:

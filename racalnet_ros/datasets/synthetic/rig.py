@@ -42,13 +42,20 @@ class Rig:
     ego_speed: float
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, ego_speed: float) -> "Rig":
-        cam_h = rng.uniform(1.35, 1.65)
+    def sample(cls, rng: np.random.Generator, ego_speed: float, cfg=None) -> "Rig":
+        """Poses drawn from the mounting ranges of a SynthConfig (`camera_height_m`, `lidar_*`, `radar_*`)."""
+        from .config import SynthConfig
+
+        cfg = cfg if cfg is not None else SynthConfig()
+        cam_h = rng.uniform(*cfg.camera_height_m)
         pitch = np.radians(rng.normal(0.0, 0.7))    # small mounting pitch (about the ego y axis; + = nose down)
         T_ego_cam = make_T(rotation_xyz(0.0, pitch, 0.0) @ R_EGO_OPTICAL, (0.0, 0.0, cam_h))
-        T_ego_lidar = make_T(np.eye(3), (rng.uniform(-0.5, -0.3), rng.uniform(-0.05, 0.05), cam_h + rng.uniform(0.3, 0.5)))
-        T_ego_radar = make_T(rotation_xyz(0.0, np.radians(rng.normal(0, 0.5)), np.radians(rng.normal(0, 0.5))),
-                             (rng.uniform(1.6, 2.2), rng.uniform(-0.3, 0.3), rng.uniform(0.4, 0.7)))
+        T_ego_lidar = make_T(np.eye(3), (rng.uniform(*cfg.lidar_forward_m), rng.uniform(-0.05, 0.05),
+                                         cam_h + rng.uniform(*cfg.lidar_above_camera_m)))
+        roll, pitch_r, yaw = np.radians(np.asarray(cfg.radar_mount_deg) + rng.normal(0, cfg.radar_mount_std_deg, 3))
+        T_ego_radar = make_T(rotation_xyz(roll, pitch_r, yaw),
+                             (rng.uniform(*cfg.radar_forward_m), rng.uniform(-0.3, 0.3),
+                              rng.uniform(*cfg.radar_height_m)))
         return cls(T_ego_cam, T_ego_lidar, T_ego_radar, float(ego_speed))
 
     def T_world_ego(self, t: float) -> np.ndarray:

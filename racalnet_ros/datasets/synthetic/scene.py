@@ -16,11 +16,18 @@ import numpy as np
 from .config import SynthConfig
 
 # --------------------------------------------------------------------------------------------------- materials
-GROUND, ROAD, SIDEWALK, BUILDING, CAR, GLASS, TIRE, CLOTH, SKIN, POLE, TRUNK, FOLIAGE = range(12)
+GROUND, ROAD, SIDEWALK, BUILDING, CAR, GLASS, TIRE, CLOTH, SKIN, POLE, TRUNK, FOLIAGE, METAL = range(13)
 MATERIAL_NAMES = ("ground", "road", "sidewalk", "building", "car", "glass", "tire", "cloth", "skin", "pole",
-                  "trunk", "foliage")
-#: Radar cross-section per hit in dB (relative units): metal strong, vegetation and flat ground weak.
-MATERIAL_RCS_DB = np.array([-20.0, -18.0, -16.0, 0.0, 10.0, 4.0, 2.0, -6.0, -6.0, 8.0, -6.0, -14.0], np.float32)
+                  "trunk", "foliage", "metal")
+#: Radar detection weight of a ray hit (relative chance that the radar reports a detection in that angular cell):
+#: metal (cars, poles, rails) near certain, facades, trunks and crowns often, people sometimes, flat ground rarely
+#: (mostly specular away from the radar). Calibrated on the class shares of the Astyx 6455 (docs/synthetic.md).
+MATERIAL_DETECTION = np.array([0.25, 0.05, 0.15, 1.0, 0.35, 0.3, 0.3, 0.3, 0.3, 1.0, 0.5, 0.25, 1.0], np.float32)
+#: mean radar power above the detection floor (dB; the excess is exponential) by material: metal and facades strong,
+#: crowns medium, flat ground weak (calibrated on the Astyx 6455's Mag per class, docs/synthetic.md)
+MATERIAL_POWER_DB = np.array([5.0, 4.0, 5.0, 12.0, 11.0, 9.0, 9.0, 6.0, 6.0, 12.0, 9.0, 9.0, 13.0], np.float32)
+#: radar return class of each material, an index into radar_stats.CLASSES (ground, vegetation, vehicle, other)
+MATERIAL_CLASS = np.array([0, 0, 0, 3, 2, 2, 2, 3, 3, 3, 1, 1, 3], np.int8)
 
 
 @lru_cache(maxsize=None)
@@ -53,7 +60,8 @@ class Scene:
 
     vertices: V x 3 float32 (world, at t = 0); triangles: T x 3 int32; tri_object: T int32 object of each triangle;
     vert_object: V int32. Per object (O): material O int, color O x 3 float32 (albedo 0..1), velocity O x 3 float32
-    (m/s, world). Road geometry: road_y = (right edge, left edge) in y, centre_y of the lane marking.
+    (m/s, world). Road geometry: road_y = (right edge, left edge) in y, centre_y of the lane marking. boxes: K x 7
+    vehicle boxes (centre, length, width, height, yaw; world, t = 0) moving with box_velocity (K x 3).
     """
 
     vertices: np.ndarray
@@ -65,7 +73,14 @@ class Scene:
     velocity: np.ndarray
     road_y: tuple[float, float]
     centre_y: float
-    sun: np.ndarray = field(default_factory=lambda: np.array([0.3, 0.4, 0.87], np.float32))  # unit, towards the sun
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 7), np.float32))
+    box_velocity: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+
+    def boxes_at(self, t: float) -> np.ndarray:
+        """Vehicle boxes K x 7 (centre x, y, z, length, width, height, yaw; world) at time t."""
+        b = self.boxes.copy()
+        b[:, :3] += self.box_velocity * np.float32(t)
+        return b
 
     def vertices_at(self, t: float) -> np.ndarray:
         """Vertices at time t seconds (objects move with constant velocity)."""
@@ -98,6 +113,7 @@ class SceneBuilder:
         self.material: list[int] = []
         self.color: list[np.ndarray] = []
         self.velocity: list[np.ndarray] = []
+        self.boxes: list[tuple] = []          # vehicles: (cx, cy, cz, length, width, height, yaw, vx, vy, vz)
 
     def new_object(self, material: int, color, velocity=(0.0, 0.0, 0.0)) -> int:
         self.material.append(material)
@@ -134,7 +150,7 @@ class SceneBuilder:
     def ellipsoid(self, center, radii, obj: int) -> None:
         self._add("sphere", radii, center, 0.0, obj)
 
-    def build(self, road_y, centre_y, sun) -> Scene:
+    def build(self, road_y, centre_y) -> Scene:
         verts = np.concatenate(self._v).astype(np.float32)
         tris = np.concatenate(self._t).astype(np.int32)
         tri_obj = np.concatenate(self._o)
@@ -142,7 +158,9 @@ class SceneBuilder:
         vert_obj[tris.reshape(-1)] = np.repeat(tri_obj, 3)
         return Scene(verts, tris, tri_obj, vert_obj, np.asarray(self.material, np.int32),
                      np.stack(self.color).astype(np.float32), np.stack(self.velocity).astype(np.float32),
-                     tuple(road_y), float(centre_y), np.asarray(sun, np.float32))
+                     tuple(road_y), float(centre_y),
+                     np.asarray([b[:7] for b in self.boxes], np.float32).reshape(-1, 7),
+                     np.asarray([b[7:] for b in self.boxes], np.float32).reshape(-1, 3))
 
 
 CAR_COLOURS = np.array([[0.85, 0.85, 0.85], [0.1, 0.1, 0.12], [0.6, 0.05, 0.05], [0.1, 0.2, 0.55], [0.5, 0.5, 0.52],
@@ -157,6 +175,7 @@ def _add_car(b: SceneBuilder, rng: np.random.Generator, x: float, y: float, yaw:
     tire = b.new_object(TIRE, (0.04, 0.04, 0.04), velocity)
     r = rng.uniform(0.3, 0.36)
     b.box((x, y, r + 0.4), (L, W, 0.8), body, yaw)
+    b.boxes.append((x, y, (r + 1.36) / 2, L, W, r + 1.36, yaw, *velocity))
     cab_l = L * rng.uniform(0.45, 0.6)
     off = rng.uniform(-0.4, 0.0)
     c, s = np.cos(yaw), np.sin(yaw)
@@ -202,20 +221,41 @@ def build_scene(rng: np.random.Generator, cfg: SynthConfig, ego_speed: float) ->
         sw = b.new_object(SIDEWALK, np.full(3, rng.uniform(0.5, 0.68)) * np.array([1.0, 0.98, 0.95]))
         b.box(((x0 + x1) / 2, edge + side * w / 2, 0.075), (x1 - x0, w, 0.15), sw)
 
-    # building rows on both sides
+    # building rows on both sides; on open roads a side has none or a few far back, and trees line the road
+    open_road = bool(rng.random() < cfg.open_road_prob)
     for side, edge, w in ((-1, right, walk_w[0]), (1, left, walk_w[1])):
+        if open_road and rng.random() < 0.5:
+            continue
         x = x0 + rng.uniform(0, 10)
         while x < x1:
             width = rng.uniform(8, 35)
-            setback = rng.uniform(0.0, 4.0) if rng.random() < 0.5 else 0.0
+            setback = rng.uniform(15.0, 60.0) if open_road else (rng.uniform(0.0, 4.0) if rng.random() < 0.5 else 0.0)
             depth = rng.uniform(8, 20)
-            height = rng.uniform(5, 30)
+            height = rng.uniform(5, 30) if not open_road else rng.uniform(4, 15)
             hue = rng.choice([np.array([0.75, 0.62, 0.5]), np.array([0.6, 0.3, 0.22]), np.array([0.8, 0.8, 0.75]),
                               np.array([0.55, 0.55, 0.6]), np.array([0.85, 0.78, 0.6])])
             bo = b.new_object(BUILDING, np.clip(hue * rng.uniform(0.75, 1.1), 0, 1))
             yc = edge + side * (w + setback + depth / 2)
             b.box((x + width / 2, yc, height / 2), (width, depth, height), bo)
-            x += width + (rng.uniform(2, 15) if rng.random() < 0.4 else 0.0)
+            x += width + (rng.uniform(2, 15) if rng.random() < 0.4 else 0.0) + (rng.uniform(10, 60) if open_road else 0)
+    if open_road:
+        for side, edge, w in ((-1, right, walk_w[0]), (1, left, walk_w[1])):
+            if rng.random() < 0.8:      # a row of trees beside the sidewalk
+                offset, spacing = rng.uniform(1.0, 6.0), rng.uniform(5.0, 12.0)
+                for x in np.arange(x0 + rng.uniform(0, spacing), 160.0, spacing):
+                    if rng.random() < 0.85:
+                        _add_tree(b, rng, x + rng.uniform(-1, 1), edge + side * (w + offset + rng.uniform(-0.5, 0.5)),
+                                  big=True)
+            if rng.random() < 0.5:      # a wood edge further back: dense large crowns
+                depth0 = rng.uniform(12.0, 40.0)
+                for x in np.arange(x0, 200.0, rng.uniform(3.0, 6.0)):
+                    _add_tree(b, rng, x, edge + side * (w + depth0 + rng.uniform(0, 8)), big=True)
+            if rng.random() < 0.35:     # a metal guard rail on posts along the road edge
+                rail = b.new_object(METAL, np.full(3, rng.uniform(0.55, 0.75)))
+                y = edge + side * 0.4
+                b.box(((x0 + 160.0) / 2, y, 0.65), (160.0 - x0, 0.05, 0.3), rail)
+                for x in np.arange(x0, 160.0, 4.0):
+                    b.box((x, y + side * 0.05, 0.35), (0.1, 0.1, 0.7), rail)
 
     # parked cars along both kerbs, on slots 6.5 m apart
     n_parked = int(rng.integers(cfg.parked_cars[0], cfg.parked_cars[1] + 1))
@@ -271,14 +311,37 @@ def build_scene(rng: np.random.Generator, cfg: SynthConfig, ego_speed: float) ->
     for _ in range(n_trees):
         side = rng.choice([-1, 1])
         y = (right - rng.uniform(0.8, walk_w[0] - 0.5)) if side < 0 else (left + rng.uniform(0.8, walk_w[1] - 0.5))
-        x = rng.uniform(3.0, 120.0)
-        th = rng.uniform(1.8, 3.5)
-        tr = b.new_object(TRUNK, np.array([0.35, 0.24, 0.15]) * rng.uniform(0.7, 1.2))
-        b.cylinder((x, y, 0.0), rng.uniform(0.1, 0.25), th + 0.5, tr)
-        fo = b.new_object(FOLIAGE, np.clip(np.array([0.18, 0.38, 0.12]) * rng.uniform(0.6, 1.3, 3), 0, 1))
-        r = rng.uniform(1.2, 2.8)
-        b.ellipsoid((x, y, th + r * 0.8), (r, r, r * rng.uniform(0.9, 1.4)), fo)
+        _add_tree(b, rng, rng.uniform(3.0, 120.0), y)
+    return b.build((right, left), centre)
 
-    az, el = rng.uniform(-np.pi, np.pi), rng.uniform(np.radians(25), np.radians(65))
-    sun = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
-    return b.build((right, left), centre, sun)
+
+def _add_tree(b: SceneBuilder, rng: np.random.Generator, x: float, y: float, big: bool = False) -> None:
+    """A trunk and an ellipsoid crown; `big`: taller trunks and larger crowns (roadside rows, wood edges)."""
+    th = rng.uniform(1.8, 3.5) if not big else rng.uniform(2.0, 5.0)
+    tr = b.new_object(TRUNK, np.array([0.35, 0.24, 0.15]) * rng.uniform(0.7, 1.2))
+    b.cylinder((x, y, 0.0), rng.uniform(0.1, 0.25) if not big else rng.uniform(0.15, 0.4), th + 0.5, tr)
+    fo = b.new_object(FOLIAGE, np.clip(np.array([0.18, 0.38, 0.12]) * rng.uniform(0.6, 1.3, 3), 0, 1))
+    r = rng.uniform(1.2, 2.8) if not big else rng.uniform(1.8, 4.5)
+    b.ellipsoid((x, y, th + r * 0.8), (r, r, r * rng.uniform(0.9, 1.4)), fo)
+
+
+def penetrate_foliage(scene: Scene, rc, origins: np.ndarray, dirs: np.ndarray, t: np.ndarray, prim: np.ndarray,
+                      mean_depth: float, rng: np.random.Generator) -> np.ndarray:
+    """Range along unit rays (N) after entering tree crowns: a ray whose hit `t` is on FOLIAGE travels on by
+    Exp(mean_depth) before it meets a twig, or to the crown's far side when that is nearer (one extra ray cast from
+    just inside the crown). Other hits are unchanged. `rc` is the RaycastingScene the hits came from."""
+    import open3d as o3d
+
+    t = np.asarray(t, np.float64).copy()
+    if mean_depth <= 0 or len(t) == 0:
+        return t
+    hit = np.flatnonzero(np.isfinite(t))
+    fol = hit[scene.material[scene.tri_object[prim[hit]]] == FOLIAGE]
+    if len(fol) == 0:
+        return t
+    depth = rng.exponential(mean_depth, len(fol))
+    start = origins[fol] + dirs[fol] * (t[fol, None] + 0.02)
+    rays = np.concatenate([start, dirs[fol]], 1).astype(np.float32)
+    chord = rc.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(np.float64) + 0.02
+    t[fol] += np.minimum(depth, np.where(np.isfinite(chord), chord, depth))
+    return t

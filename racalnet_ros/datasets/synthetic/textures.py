@@ -4,9 +4,14 @@ need no image assets."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from . import scene as S
+
+#: value noise repeats every LATTICE units (512 m at 1 cycle per metre, 8.5 m at the finest 60 cycles per metre)
+LATTICE = 512
 
 
 def _hash(ix: np.ndarray, iy: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -16,14 +21,27 @@ def _hash(ix: np.ndarray, iy: np.ndarray, seed: int = 0) -> np.ndarray:
     return ((h ^ (h >> 16)) & 0xFFFF).astype(np.float32) / 65536.0
 
 
+@lru_cache(maxsize=32)
+def _lattice(seed: int) -> np.ndarray:
+    """The hashed lattice values of one seed over one LATTICE x LATTICE tile (read-only)."""
+    iy, ix = np.mgrid[:LATTICE, :LATTICE]
+    t = _hash(ix, iy, seed)
+    t.flags.writeable = False
+    return t
+
+
 def value_noise(x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Smooth 2D value noise in [0, 1): bilinear interpolation of lattice hashes with a smoothstep."""
+    """Smooth 2D value noise in [0, 1): bilinear interpolation of lattice hashes with a smoothstep (the lattice is
+    looked up in a cached tile instead of hashed per point, ~4x faster)."""
     ix, iy = np.floor(x), np.floor(y)
-    fx, fy = x - ix, y - iy
+    fx, fy = (x - ix).astype(np.float32), (y - iy).astype(np.float32)
     fx, fy = fx * fx * (3 - 2 * fx), fy * fy * (3 - 2 * fy)
-    a, b = _hash(ix, iy, seed), _hash(ix + 1, iy, seed)
-    c, d = _hash(ix, iy + 1, seed), _hash(ix + 1, iy + 1, seed)
-    return (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
+    t = _lattice(seed).ravel()
+    m = LATTICE - 1                                   # LATTICE is a power of two: & m is the wrap
+    i0, j0 = ix.astype(np.int32) & m, (iy.astype(np.int32) & m) * LATTICE
+    i1, j1 = (i0 + 1) & m, (j0 + LATTICE) % (LATTICE * LATTICE)
+    a, b, c, d = np.take(t, j0 + i0), np.take(t, j0 + i1), np.take(t, j1 + i0), np.take(t, j1 + i1)
+    return (a + (b - a) * fx) * (1 - fy) + (c + (d - c) * fx) * fy
 
 
 def albedo(material: np.ndarray, obj: np.ndarray, p: np.ndarray, n: np.ndarray, scene: "S.Scene") -> np.ndarray:
@@ -90,4 +108,15 @@ def albedo(material: np.ndarray, obj: np.ndarray, p: np.ndarray, n: np.ndarray, 
     m = material == S.TRUNK
     if m.any():
         col[m] *= (0.8 + 0.4 * value_noise(z[m] * 8.0, (x[m] + y[m]) * 8.0, 8))[:, None]
+
+    # fine detail on every surface (dirt, grain, leaves, twigs): value noise at 2, 6, 20 and 60 cycles per metre on a
+    # slanted projection of the surface point, strongest on crowns and grass, weakest on glass and metal
+    u, v = x * 0.8 + y * 0.6, z + 0.5 * (x - y)
+    detail = 0.25 * value_noise(u * 2.0, v * 2.0, 15) + 0.3 * value_noise(u * 6.0, v * 6.0, 12) \
+        + 0.25 * value_noise(u * 20.0, v * 20.0, 13) + 0.2 * value_noise(u * 60.0, v * 60.0, 14) - 0.5
+    col *= (1.0 + DETAIL_AMPLITUDE[material] * detail)[:, None]
     return np.clip(col, 0.0, 1.0)
+
+
+#: amplitude of the fine detail texture per material (scene.MATERIAL_NAMES order)
+DETAIL_AMPLITUDE = np.array([1.6, 0.8, 0.7, 0.7, 0.3, 0.2, 0.6, 0.6, 0.4, 0.5, 1.4, 2.0, 0.3], np.float32)
