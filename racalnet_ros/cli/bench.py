@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="node area: also run racalnet_node through DDS for SECONDS (20 Hz of 640x480 frames)")
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="threads area: run N busy-looping processes meanwhile (a load generator)")
-    add_pipeline_options(p, device="cpu")  # --device: every area on it; pipeline without --device: cpu and cuda
+    add_pipeline_options(p, device="cpu")  # --device: every area on it; also "all" here (the pipeline area on cpu
+    # and cuda, which is also what the pipeline area does without --device)
 
 
 def format_rows(rows: list[dict]) -> str:
@@ -72,6 +73,9 @@ def main(args: argparse.Namespace) -> int:
     from ..summary import write_json
     from .options import setup
 
+    every_device = args.device == "all"  # bench only: the pipeline area on cpu and cuda
+    if every_device:
+        args.device = None
     cfg = setup(args)  # sets torch's threads from --threads / cpu_threads
     device = resolve_device(cfg.device)
     areas = tuple(AREAS) if args.what == "all" else tuple(a.strip() for a in args.what.split(",") if a.strip())
@@ -86,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
     for area in areas:
         module = importlib.import_module(f"racalnet_ros.bench.{AREAS[area]}")
         if area == "pipeline":  # without --device: the cpu rows and the cuda rows ("not measured" without a GPU)
-            rows = module.run(device=device if args.device else "all", quick=args.quick, **_pipeline_filters(args))
+            rows = module.run(device="all" if every_device or not args.device else device, quick=args.quick, **_pipeline_filters(args))
         else:
             rows = module.run(device=device, quick=args.quick, **({"load": args.load} if area == "threads" else {}))
         if area == "node" and args.live > 0:
