@@ -40,7 +40,7 @@ setup(
         "numpy>=1.24",
         "scipy>=1.10",
         "opencv-python-headless>=4.8",
-        "scikit-learn>=1.3",
+        "scikit-learn>=1.3",  # RANSAC ground planes of datasets/radar_stats.py; the K-means reference of the tests
         "torch>=2.1",
         "torchvision>=0.16",
         "safetensors>=0.4",

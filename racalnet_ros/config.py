@@ -460,6 +460,11 @@ class AlignConfig:
     min_anchors: int = setting(5, "Below this many anchors only the scale is fitted (an affine fit has 2 unknowns).",
                                ge=2)
     use_previous_fit: bool = setting(True, "Reuse the previous frame's global fit when a frame has no usable anchor.")
+    fp16: bool = setting(False, "Per-pixel maps of the whole alignment in float16 on CUDA (anchor sums and 2 x 2 "
+                                "solves stay float64, memberships float32; CPU stays float32); see "
+                                "docs/metric_depth.md.")
+    compile: bool = setting(False, "torch.compile the per-pixel stages (CUDA graphs on CUDA); falls back to eager "
+                                   "with a warning when compiling fails; see docs/benchmarks/pipeline.md.")
 
     def threshold_values(self) -> list[float]:
         """The candidate thresholds, loosest first."""

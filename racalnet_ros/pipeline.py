@@ -160,14 +160,15 @@ class Pipeline:
         t1 = time.perf_counter()
         times["recalibrate"] = (t1 - t0) * 1e3
 
-        if prior is not None:
-            prior = np.asarray(prior, np.float32)
-        elif self.prior is not None:
-            prior = self.prior.predict(frame)
-        elif frame.prior is not None:
+        if prior is None and self.prior is not None:
+            # the prior goes to the aligner's device as a tensor (a network's output never leaves its device)
+            prior = self.prior.predict_tensor(frame, self.aligner.device)
+        elif prior is None and frame.prior is not None:
             prior = np.asarray(frame.prior, np.float32)
-        if prior is not None and prior.shape != (frame.height, frame.width):
-            raise FrameError(f"prior: {prior.shape} does not match the image's {(frame.height, frame.width)}")
+        elif isinstance(prior, np.ndarray):  # shared by the caller: numpy or a tensor on any device
+            prior = prior.astype(np.float32, copy=False)
+        if prior is not None and tuple(prior.shape) != (frame.height, frame.width):
+            raise FrameError(f"prior: {tuple(prior.shape)} does not match the image's {(frame.height, frame.width)}")
         t2 = time.perf_counter()
         times["prior"] = (t2 - t1) * 1e3
 

@@ -112,3 +112,43 @@ def test_aligned_depth_is_clamped_to_the_configured_range():
     assert np.nanmin(out) >= 5.0 - 1e-4 and np.nanmax(out) <= 40.0 + 1e-3
     far = apply_affine(np.full((2, 2), -10.0, np.float32), SCALE, SHIFT, 1.0, 80.0)  # beyond infinity
     np.testing.assert_allclose(far, 80.0, rtol=1e-5)
+
+
+def test_unit_weights_reproduce_the_unweighted_fit_and_a_zero_weight_removes_the_anchor():
+    prior, depth, uv, d, rng = scene(n=300, seed=1)
+    out = rng.random(len(d)) < 0.3
+    d[out] *= rng.uniform(1.6, 3.0, out.sum())
+    plain = align_global(prior, uv, d)
+    ones = align_global(prior, uv, d, weights=np.ones(len(d)))
+    assert (ones.scale, ones.shift, ones.threshold, ones.error) == (plain.scale, plain.shift, plain.threshold, plain.error)
+    assert np.array_equal(ones.inliers, plain.inliers) and ones.fallbacks == plain.fallbacks
+    # Eq. 11's regulariser scales with the total weight, so only relative weights matter
+    tripled = align_global(prior, uv, d, weights=np.full(len(d), 3.0))
+    assert tripled.scale == pytest.approx(plain.scale, rel=1e-12) and tripled.threshold == plain.threshold
+    w = np.ones(len(d))
+    w[:40] = 0.0
+    weighted = align_global(prior, uv, d, weights=w)
+    dropped = align_global(prior, uv[40:], d[40:])
+    assert weighted.scale == pytest.approx(dropped.scale, rel=1e-12)
+    assert weighted.shift == pytest.approx(dropped.shift, rel=1e-12, abs=1e-15)
+    assert not weighted.inliers[:40].any() and np.array_equal(weighted.inliers[40:], dropped.inliers)
+    assert weighted.n_valid == dropped.n_valid < plain.n_valid
+    # the scale-only fallback uses the weighted median: ones = numpy's median, zero weights drop anchors
+    few = align_global(prior, uv[:4], d[:4], weights=np.ones(4))
+    assert "scale_only" in few.fallbacks and few.scale == align_global(prior, uv[:4], d[:4]).scale
+    assert align_global(prior, uv[:4], d[:4], weights=[0, 1, 1, 1]).scale == align_global(prior, uv[1:4], d[1:4]).scale
+    with pytest.raises(ValueError, match="weights"):
+        align_global(prior, uv, d, weights=-w)
+
+
+def test_aligner_takes_numpy_or_torch_inputs_and_returns_the_same_depth():
+    import torch
+
+    prior, depth, uv, d, _ = scene(n=200, seed=4)
+    a = Aligner().run(prior, uv, d)
+    b = Aligner().run(torch.from_numpy(prior), torch.from_numpy(uv), torch.from_numpy(d))
+    assert isinstance(b.depth, np.ndarray) and b.depth.dtype == np.float32
+    np.testing.assert_array_equal(a.depth, b.depth)
+    assert (a.fit.scale, a.fit.shift) == (b.fit.scale, b.fit.shift)
+    w = Aligner().run(prior, uv, d, weights=np.ones(len(d)))
+    np.testing.assert_array_equal(a.depth, w.depth)

@@ -4,8 +4,7 @@ seams inside smooth surfaces; the torch assignment gives the same clusters as nu
 import numpy as np
 
 from racalnet_ros.metric_depth.align import AlignConfig, align_global, apply_affine
-from racalnet_ros.metric_depth.refine import (RefineConfig, _features, blended_parameters, fit_kmeans, refine_local,
-                                             squared_distances, squared_distances_torch)
+from racalnet_ros.metric_depth.refine import RefineConfig, refine_local
 
 H, W = 120, 160
 
@@ -70,24 +69,6 @@ def test_blended_cluster_parameters_leave_no_seam_on_a_smooth_surface():
     assert jumps[0.5] < 0.15 * jumps[0.0]  # blended: an order of magnitude smaller
 
 
-def test_torch_assignment_gives_the_same_clusters_as_numpy():
-    import torch
-
-    prior, depth, uv, d = two_region_scene()
-    cfg = RefineConfig()
-    feats, valid = _features(depth, cfg.depth_weight)
-    centers, sigma2 = fit_kmeans(feats, valid, depth.shape, cfg)
-    d2_np = squared_distances(feats, centers)
-    d2_t = squared_distances_torch(feats, centers, "cpu")
-    assert (d2_np.argmin(0) == d2_t.argmin(0).numpy()).mean() > 0.9999
-    a, b = np.linspace(0.8, 1.2, len(centers)), np.linspace(-0.01, 0.01, len(centers))
-    da_np, db_np = blended_parameters(d2_np, a, b, sigma2, cfg.blend)
-    da_t, db_t = blended_parameters(d2_t, a, b, sigma2, cfg.blend)
-    assert isinstance(da_t, torch.Tensor)
-    np.testing.assert_allclose(da_np, da_t.numpy(), atol=1e-5)
-    np.testing.assert_allclose(db_np, db_t.numpy(), atol=1e-6)
-
-
 def test_nan_pixels_stay_nan():
     prior, depth, uv, d = two_region_scene()
     depth = depth.copy()
@@ -116,3 +97,43 @@ def test_strided_memberships_match_the_per_pixel_computation_and_keep_edges_shar
         assert (ref.depth[:, col] - ref.depth[:, col - 1] > 10).all()  # still a one-pixel step of > 10 m
         assert (np.abs(ref.depth[:, col - 1] - ref.depth[:, col - 2]) < 1).all()
     assert rel_err(fast.depth, depth) < 1.05 * rel_err(exact.depth, depth)
+
+
+def test_torch_kmeans_is_as_tight_as_scikit_learns_on_the_same_sample():
+    """The K-means of Eq. 13 runs in torch on the frame's device (no host round trip). Same algorithm as
+    scikit-learn's KMeans (greedy k-means++, Lloyd), other random stream: over 10 seeds its median mean squared
+    distance to the centroids is within 2% of scikit-learn's median on the same features (single runs of either
+    vary by up to ~15% between seeds); a given seed is deterministic."""
+    import torch
+    from sklearn.cluster import KMeans
+
+    from racalnet_ros.metric_depth.refine import kmeans
+
+    rng = np.random.default_rng(0)
+    for scene in range(2):
+        prior, depth, uv, d = two_region_scene(scene)
+        noisy = depth * rng.normal(1.0, 0.05, depth.shape).astype(np.float32)
+        vv, uu = np.mgrid[0:H:3, 0:W:3]
+        x = np.stack([uu.ravel() / W, vv.ravel() / H, np.log(noisy[vv, uu].ravel()) / np.log(45 / 4)], 1)
+        x = x.astype(np.float32)
+        sk = [KMeans(n_clusters=8, n_init=1, max_iter=50, random_state=s).fit(x).inertia_ / len(x) for s in range(10)]
+        ours = [float(kmeans(torch.from_numpy(x), torch.ones(len(x)), 8, s)[1]) for s in range(10)]
+        assert np.median(ours) < 1.02 * np.median(sk), (np.median(ours), np.median(sk))
+    a, _ = kmeans(torch.from_numpy(x), torch.ones(len(x)), 8, 3)
+    assert torch.equal(a, kmeans(torch.from_numpy(x), torch.ones(len(x)), 8, 3)[0])
+
+
+def test_anchor_weights_of_one_change_nothing_and_zero_weights_remove_anchors():
+    prior, depth, uv, d = two_region_scene()
+    fit = align_global(prior, uv, d, AlignConfig(threshold_search=False))
+    aligned = apply_affine(prior, fit.scale, fit.shift, 1.0, 100.0)
+    cfg = RefineConfig(n_clusters=4, regularization=1e-3)
+    plain = refine_local(aligned, uv, d, cfg, 1.0, 100.0)
+    ones = refine_local(aligned, uv, d, cfg, 1.0, 100.0, weights=np.ones(len(d)))
+    np.testing.assert_array_equal(plain.depth, ones.depth)
+    w = np.ones(len(d))
+    w[::3] = 0.0
+    weighted = refine_local(aligned, uv, d, cfg, 1.0, 100.0, weights=w)
+    dropped = refine_local(aligned, uv[w > 0], d[w > 0], cfg, 1.0, 100.0)
+    np.testing.assert_allclose(weighted.depth, dropped.depth, rtol=1e-6)
+    np.testing.assert_array_equal(weighted.anchors_per_cluster, dropped.anchors_per_cluster)
