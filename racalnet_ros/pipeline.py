@@ -13,7 +13,10 @@ Result.diagnostics: "scale", "shift" (global fit, inverse depth = scale * prior 
 "anchors_kept" (kept by screening), "anchors_used" (used by the global fit), "clusters_local" (clusters with their
 own affine map), "anchors_subsampled" (in-image radar points the network did not evaluate because of the
 recalibration.max_points cap; never used as anchors), "fallbacks" (list of guard flags, see metric_depth/align.py;
-"no_prior" when there is no prior; "radar_subsampled" when the cap thinned the cloud: a WARN on /diagnostics),
+"no_prior" when there is no prior; "radar_subsampled" when the cap thinned the cloud: a WARN on /diagnostics;
+"recalibration_distrusted" when the out-of-distribution guard relaxed the screening), "recalibration_trust" (1 =
+the checkpoint's screening as trained, 0 = raw projections kept; recalibration/trust.py) and "feature_distance"
+(the frame's image-feature distance over the checkpoint's reference d_ref; NaN without statistics or recalibration),
 "times_ms" (stage -> ms: "recalibrate", "prior", "align", "refine", "smooth", "total").
 
 Built in one way, `Pipeline.from_config(cfg)` (every command and the node): the configuration (racalnet_ros/config.py)
@@ -89,7 +92,7 @@ def load_recalibrator(cfg: RecalibrationConfig, device: str = "cpu"):
     try:
         return Recalibrator.from_checkpoint(path, device=device, threshold=None if cfg.threshold < 0 else cfg.threshold,
                                             use_screening=cfg.use_screening, use_displacement=cfg.use_displacement,
-                                            max_points=cfg.max_points)
+                                            max_points=cfg.max_points, trust_margin=cfg.trust_margin)
     except CheckpointError as exc:
         raise CheckpointError(f"recalibration.checkpoint {cfg.checkpoint or path}: {exc}") from None
 
@@ -174,8 +177,10 @@ class Pipeline:
 
         cap = getattr(self.recalibrator, "max_points", 0)
         dropped = len(anchors) - cap if self.recalibrator is not None and 0 < cap < len(anchors) else 0
+        trust, distance = getattr(self.recalibrator, "last_trust", (1.0, math.nan))
         diag: dict[str, Any] = {"anchors_total": len(anchors), "anchors_kept": anchors.num_kept,
-                                "anchors_subsampled": dropped}
+                                "anchors_subsampled": dropped, "recalibration_trust": float(trust),
+                                "feature_distance": float(distance)}
         if prior is None:
             depth = np.full((frame.height, frame.width), np.nan, np.float32)
             diag.update(scale=math.nan, shift=math.nan, threshold=math.nan, anchors_used=0, clusters_local=0,
@@ -191,6 +196,8 @@ class Pipeline:
             times.update({s: out.times_ms.get(s, 0.0) for s in ("align", "refine", "smooth")})
         if dropped:
             diag["fallbacks"].append("radar_subsampled")
+        if trust < 1.0:
+            diag["fallbacks"].append("recalibration_distrusted")
         times["total"] = (time.perf_counter() - t0) * 1e3
         diag["times_ms"] = times
         return Result(depth=depth, anchors=anchors, diagnostics=diag)

@@ -35,6 +35,7 @@ from .data import RecalibrationSamples, cache_key, collate_samples, prepare_data
 from .evaluate import label_metrics
 from .loss import recalibration_loss
 from .model import RecalibrationNet
+from .trust import fit_feature_statistics
 
 log = logging.getLogger(__name__)
 
@@ -301,8 +302,15 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
     src = out / "best" if (out / "best.safetensors").exists() else out / "last"
     if rank == 0 and export:
         m, _, meta = load_checkpoint(src)
-        save_checkpoint(export, m, model_cfg, label_cfg, threshold, fp16=True,
-                        extra={k: v for k, v in meta.items() if k not in
-                               ("format", "version", "model", "label", "threshold", "dtype")})
+        extra = {k: v for k, v in meta.items() if k not in ("format", "version", "model", "label", "threshold",
+                                                            "dtype", "trust")}
+        # the out-of-distribution guard's reference (trust.py): image-feature statistics of the training frames and
+        # the validation frames' distances to them, from the exported weights
+        trust = fit_feature_statistics(m, train_samples, val_samples)
+        if trust is not None:
+            extra["trust"] = trust
+            log.info("trust statistics: d_ref %.3f (val median %.3f, train median %.3f)", trust["d_ref"],
+                     trust["d_val_median"], trust["d_train_median"])
+        save_checkpoint(export, m, model_cfg, label_cfg, threshold, fp16=True, extra=extra)
         log.info("exported %s (float16) to %s", src, checkpoint_paths(export)[0])
     return checkpoint_paths(src)[0]
