@@ -176,10 +176,11 @@ def test_outputs_keep_input_order_and_stamps_with_and_without_the_two_stage_over
     output carries its input's stamp, outputs arrive in input order, /diagnostics says which mode runs and reports
     both stages' latencies."""
     if overlap:
-        proc, h = running
-    else:
-        proc = start_node({**NODE_PARAMS, "pipeline_overlap": False}, args=("-r", "__ns:=/serial"))
-        h = Harness(ros_node, namespace="/serial")
+        (proc, h), name = running, "racalnet_node: pipeline"
+    else:  # own namespace and name: the module's node keeps running and also reports on /diagnostics
+        proc = start_node({**NODE_PARAMS, "pipeline_overlap": False},
+                          args=("-r", "__ns:=/serial", "-r", "__node:=racalnet_node_serial"))
+        h, name = Harness(ros_node, namespace="/serial"), "racalnet_node_serial: pipeline"
     image, prior, radar = make_scene(5)
     stamps = [12000.0 + 0.1 * i + (0.05 if overlap else 0.0) for i in range(6)]
     for st in stamps:  # one frame at a time (each until it is out), then a burst the worker may thin out
@@ -194,8 +195,9 @@ def test_outputs_keep_input_order_and_stamps_with_and_without_the_two_stage_over
     mine = [g for g in got if any(abs(g - st) < 1e-6 for st in stamps + burst)]
     assert mine == sorted(mine), f"outputs out of input order: {mine}"
     assert all(any(abs(g - st) < 1e-6 for g in mine) for st in stamps)
-    assert spin(h.node, lambda: any("latency/stage2_ms" in _values(s) for s in h.diagnostics()), 30)
-    values = next(_values(s) for s in reversed(h.diagnostics()) if "latency/stage2_ms" in _values(s))
+    mine_diag = lambda: [s for s in h.diagnostics() if s.name == name and "latency/stage2_ms" in _values(s)]  # noqa
+    assert spin(h.node, lambda: bool(mine_diag()), 30)
+    values = _values(mine_diag()[-1])
     assert values["pipeline_overlap"] == str(overlap).lower()
     for key in ("latency/stage1_ms", "latency/handoff_wait_ms", "latency/stage2_ms", "latency/stage/recalibrate_ms",
                 "latency/stage/prior_ms", "rate_out (Hz)"):
