@@ -197,8 +197,7 @@ class Pipeline:
                         fallbacks=["no_prior"])
             times.update(align=0.0, refine=0.0, smooth=0.0)
         else:
-            k = anchors.kept
-            out = self.aligner.run(prior, anchors.uv[k], anchors.depth[k])
+            out = self.aligner.run(prior, *anchors.fit_inputs(self.config.align.anchor_weights))
             depth = out.depth
             diag.update(scale=float(out.fit.scale), shift=float(out.fit.shift), threshold=float(out.fit.threshold),
                         anchors_used=int(out.used.sum()), clusters_local=int(out.n_local),

@@ -187,3 +187,37 @@ def test_run_is_prepare_then_optimize_and_interleaving_the_stages_across_frames_
         assert set(g.diagnostics["times_ms"]) == {"recalibrate", "prior", "align", "refine", "smooth", "total"}
     t = got[0].diagnostics["times_ms"]
     assert t["total"] >= t["recalibrate"] + t["prior"] + t["align"] + t["refine"] + t["smooth"] - 1e-6
+
+
+class SoftScreen:
+    """A recalibration stand-in that is unsure: outliers get confidence 0.05, good points 0.6 (below a 0.7
+    threshold, so a hard threshold keeps nothing)."""
+
+    def recalibrate(self, frame):
+        a = raw_anchors(frame)
+        a.confidence = np.where(frame.extras["is_outlier"][a.index], 0.05, 0.6).astype(np.float32)
+        a.kept = a.confidence >= 0.7
+        return a
+
+
+def test_confidence_weighting_fits_every_evaluated_anchor_by_its_confidence():
+    frame, gt = scene_frame(outlier_frac=0.3)
+    cfg = PipelineConfig.from_flat({"align.anchor_weights": "confidence"})
+    soft = Pipeline(SoftScreen(), FramePrior(), Aligner(cfg.align, cfg.refine, cfg.smooth), cfg).run(frame)
+    hard = Pipeline(SoftScreen(), FramePrior(), Aligner(), PipelineConfig()).run(frame)
+    # the hard threshold keeps no anchor: no fit; the weighted fit uses all of them and the outliers barely count
+    assert hard.diagnostics["anchors_kept"] == 0 and "no_anchors" in " ".join(hard.diagnostics["fallbacks"])
+    assert soft.diagnostics["anchors_used"] > 0 and rel_err(soft.depth, gt) < 0.05
+
+
+def test_fit_inputs_leave_out_points_the_network_did_not_evaluate():
+    frame, _ = scene_frame(n=4, outlier_frac=0.0)
+    a = raw_anchors(frame)
+    a.confidence = np.array([0.9, 0.2, np.nan, 0.0], np.float32)[: len(a)]
+    a.kept = a.confidence >= 0.5
+    uv, d, w = a.fit_inputs("confidence")
+    assert len(d) == int(np.sum(np.isfinite(a.confidence) & (a.confidence > 0))) and np.all(w > 0)
+    uv, d, w = a.fit_inputs("threshold")
+    assert w is None and len(d) == int(a.kept.sum())
+    with pytest.raises(Exception, match="align.anchor_weights"):
+        PipelineConfig.from_flat({"align.anchor_weights": "soft"}).validate()
