@@ -1,6 +1,8 @@
 """The one entry point used by the CLI, the ROS node and the tests:
 
     Pipeline(recalibrator, prior, aligner, config).run(frame) -> Result
+    (= optimize(prepare(frame)): stage 1 needs only the frame, stage 2 is Metric Depth Optimization; the node
+    overlaps them across frames, ros/overlap.py)
 
 recalibrate radar (paper Sec. III-A; or raw projections when recalibration is off) -> monocular prior (relative
 inverse depth) -> Metric Depth Optimization (Sec. III-B: global alignment, local refinement, edge-aware smoothing).
@@ -27,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
@@ -153,7 +156,13 @@ class Pipeline:
 
     def run(self, frame: Frame, prior: Optional[np.ndarray] = None) -> Result:
         """`prior`: the frame's relative inverse depth when the caller already has it (computed once per frame and
-        shared by several pipelines); otherwise the pipeline's prior makes it (or frame.prior without one)."""
+        shared by several pipelines); otherwise the pipeline's prior makes it (or frame.prior without one).
+        The one-call API: `optimize(prepare(frame, prior))`."""
+        return self.optimize(self.prepare(frame, prior))
+
+    def prepare(self, frame: Frame, prior: Optional[np.ndarray] = None) -> "Prepared":
+        """Stage 1, everything that depends only on the frame: the recalibration network (anchors) and the
+        monocular prior. The node runs it for frame t+1 while `optimize` runs for frame t (ros/overlap.py)."""
         t0 = time.perf_counter()
         times: dict[str, float] = {}
         anchors = self.anchors(frame)
@@ -169,9 +178,15 @@ class Pipeline:
             prior = prior.astype(np.float32, copy=False)
         if prior is not None and tuple(prior.shape) != (frame.height, frame.width):
             raise FrameError(f"prior: {tuple(prior.shape)} does not match the image's {(frame.height, frame.width)}")
-        t2 = time.perf_counter()
-        times["prior"] = (t2 - t1) * 1e3
+        times["prior"] = (time.perf_counter() - t1) * 1e3
+        return Prepared(frame, anchors, prior, times, (time.perf_counter() - t0) * 1e3)
 
+    def optimize(self, prepared: "Prepared") -> Result:
+        """Stage 2, Metric Depth Optimization (paper Sec. III-B: global fit, local refinement, smoothing) of a
+        prepared frame, and the Result. times_ms["total"] = stage 1 + stage 2 compute time (a wait between the
+        stages is not counted)."""
+        t0 = time.perf_counter()
+        frame, anchors, prior, times = prepared.frame, prepared.anchors, prepared.prior, dict(prepared.times_ms)
         cap = getattr(self.recalibrator, "max_points", 0)
         dropped = len(anchors) - cap if self.recalibrator is not None and 0 < cap < len(anchors) else 0
         diag: dict[str, Any] = {"anchors_total": len(anchors), "anchors_kept": anchors.num_kept,
@@ -190,11 +205,22 @@ class Pipeline:
             times.update({s: out.times_ms.get(s, 0.0) for s in ("align", "refine", "smooth")})
         if dropped:
             diag["fallbacks"].append("radar_subsampled")
-        times["total"] = (time.perf_counter() - t0) * 1e3
+        times["total"] = prepared.ms + (time.perf_counter() - t0) * 1e3
         diag["times_ms"] = times
         return Result(depth=depth, anchors=anchors, diagnostics=diag)
 
 
-__all__ = ["ABLATIONS", "PRIOR_SOURCES", "ConfigError", "Pipeline", "PipelineConfig", "PriorConfig",
+@dataclass
+class Prepared:
+    """A frame after stage 1 (`Pipeline.prepare`): its anchors, its prior (numpy, or a tensor on the aligner's
+    device; None = no prior) and the stage times so far ("recalibrate", "prior"); `ms`: stage 1's wall time."""
+
+    frame: Frame
+    anchors: RadarAnchors
+    prior: Any
+    times_ms: dict
+    ms: float
+
+__all__ = ["ABLATIONS", "PRIOR_SOURCES", "ConfigError", "Pipeline", "PipelineConfig", "Prepared", "PriorConfig",
            "RecalibrationConfig", "checkpoint_path", "load_prior", "load_recalibrator", "raw_anchors",
            "resolve_device"]
