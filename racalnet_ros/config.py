@@ -342,6 +342,9 @@ PRIOR_SOURCES = ("frame", "synthetic", "topic", "precomputed", "depth-anything-v
 FRAME_PRIOR_SOURCES = ("frame", "synthetic", "topic")
 _PRIOR_ALIASES = {"depth_anything_v2": "depth-anything-v2", "dav2": "depth-anything-v2"}
 
+#: align.anchor_weights values: which anchors enter the fits and with what weight (RadarAnchors.fit_inputs)
+ANCHOR_WEIGHTS = ("threshold", "confidence")
+
 #: the paper's configurations (Table IV) plus the RadarCam-Depth stage-2 baseline
 ABLATIONS = ("full", "no-displacement", "no-recalibration", "baseline")
 
@@ -468,6 +471,11 @@ class AlignConfig:
     min_anchors: int = setting(5, "Below this many anchors only the scale is fitted (an affine fit has 2 unknowns).",
                                ge=2)
     use_previous_fit: bool = setting(True, "Reuse the previous frame's global fit when a frame has no usable anchor.")
+    anchor_weights: str = setting("threshold", "Which anchors enter the global and local fits and how: threshold = the "
+                                               "kept anchors (confidence >= recalibration.threshold), equal weights "
+                                               "(the paper); confidence = every anchor the network evaluated, "
+                                               "weighted by its confidence (Eq. 11 and 14 as weighted least squares).",
+                                  choices=ANCHOR_WEIGHTS)
     fp16: bool = setting(False, "Per-pixel maps of the whole alignment in float16 on CUDA (anchor sums and 2 x 2 "
                                 "solves stay float64, memberships float32; CPU stays float32); see "
                                 "docs/metric_depth.md.")

@@ -252,6 +252,17 @@ class RadarAnchors:
     def num_kept(self) -> int:
         return int(self.kept.sum())
 
+    def fit_inputs(self, weighting: str = "threshold") -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """(uv K x 2, depth K, weights K or None) of the anchors that enter Metric Depth Optimization
+        (`align.anchor_weights`): "threshold" = the kept anchors with equal weights (paper Eq. 11 / 14);
+        "confidence" = every anchor the network evaluated (finite confidence), weighted by its confidence."""
+        if weighting == "confidence":
+            k = np.isfinite(self.confidence) & (self.confidence > 0)
+            return self.uv[k], self.depth[k], self.confidence[k].astype(np.float64)
+        if weighting != "threshold":
+            raise ValueError(f"align.anchor_weights: expected threshold or confidence, got {weighting!r}")
+        return self.uv[self.kept], self.depth[self.kept], None
+
     def kept_array(self) -> np.ndarray:
         """K x 4 float32 (u, v, depth, confidence) of the kept anchors: the format written by `evaluate --save-depth`."""
         k = self.kept

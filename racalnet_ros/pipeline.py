@@ -1,6 +1,8 @@
 """The one entry point used by the CLI, the ROS node and the tests:
 
     Pipeline(recalibrator, prior, aligner, config).run(frame) -> Result
+    (= optimize(prepare(frame)): stage 1 needs only the frame, stage 2 is Metric Depth Optimization; the node
+    overlaps them across frames, ros/overlap.py)
 
 recalibrate radar (paper Sec. III-A; or raw projections when recalibration is off) -> monocular prior (relative
 inverse depth) -> Metric Depth Optimization (Sec. III-B: global alignment, local refinement, edge-aware smoothing).
@@ -30,6 +32,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
@@ -156,10 +159,18 @@ class Pipeline:
 
     def run(self, frame: Frame, prior: Optional[np.ndarray] = None) -> Result:
         """`prior`: the frame's relative inverse depth when the caller already has it (computed once per frame and
-        shared by several pipelines); otherwise the pipeline's prior makes it (or frame.prior without one)."""
+        shared by several pipelines); otherwise the pipeline's prior makes it (or frame.prior without one).
+        The one-call API: `optimize(prepare(frame, prior))`."""
+        return self.optimize(self.prepare(frame, prior))
+
+    def prepare(self, frame: Frame, prior: Optional[np.ndarray] = None) -> "Prepared":
+        """Stage 1, everything that depends only on the frame: the recalibration network (anchors) and the
+        monocular prior. The node runs it for frame t+1 while `optimize` runs for frame t (ros/overlap.py)."""
         t0 = time.perf_counter()
         times: dict[str, float] = {}
         anchors = self.anchors(frame)
+        # the out-of-distribution guard's verdict on this frame (recalibration/trust.py), read in this thread
+        trust = tuple(getattr(self.recalibrator, "last_trust", (1.0, math.nan)))
         t1 = time.perf_counter()
         times["recalibrate"] = (t1 - t0) * 1e3
 
@@ -172,12 +183,18 @@ class Pipeline:
             prior = prior.astype(np.float32, copy=False)
         if prior is not None and tuple(prior.shape) != (frame.height, frame.width):
             raise FrameError(f"prior: {tuple(prior.shape)} does not match the image's {(frame.height, frame.width)}")
-        t2 = time.perf_counter()
-        times["prior"] = (t2 - t1) * 1e3
+        times["prior"] = (time.perf_counter() - t1) * 1e3
+        return Prepared(frame, anchors, prior, times, (time.perf_counter() - t0) * 1e3, trust)
 
+    def optimize(self, prepared: "Prepared") -> Result:
+        """Stage 2, Metric Depth Optimization (paper Sec. III-B: global fit, local refinement, smoothing) of a
+        prepared frame, and the Result. times_ms["total"] = stage 1 + stage 2 compute time (a wait between the
+        stages is not counted)."""
+        t0 = time.perf_counter()
+        frame, anchors, prior, times = prepared.frame, prepared.anchors, prepared.prior, dict(prepared.times_ms)
         cap = getattr(self.recalibrator, "max_points", 0)
         dropped = len(anchors) - cap if self.recalibrator is not None and 0 < cap < len(anchors) else 0
-        trust, distance = getattr(self.recalibrator, "last_trust", (1.0, math.nan))
+        trust, distance = prepared.trust
         diag: dict[str, Any] = {"anchors_total": len(anchors), "anchors_kept": anchors.num_kept,
                                 "anchors_subsampled": dropped, "recalibration_trust": float(trust),
                                 "feature_distance": float(distance)}
@@ -187,8 +204,7 @@ class Pipeline:
                         fallbacks=["no_prior"])
             times.update(align=0.0, refine=0.0, smooth=0.0)
         else:
-            k = anchors.kept
-            out = self.aligner.run(prior, anchors.uv[k], anchors.depth[k])
+            out = self.aligner.run(prior, *anchors.fit_inputs(self.config.align.anchor_weights))
             depth = out.depth
             diag.update(scale=float(out.fit.scale), shift=float(out.fit.shift), threshold=float(out.fit.threshold),
                         anchors_used=int(out.used.sum()), clusters_local=int(out.n_local),
@@ -198,11 +214,24 @@ class Pipeline:
             diag["fallbacks"].append("radar_subsampled")
         if trust < 1.0:
             diag["fallbacks"].append("recalibration_distrusted")
-        times["total"] = (time.perf_counter() - t0) * 1e3
+        times["total"] = prepared.ms + (time.perf_counter() - t0) * 1e3
         diag["times_ms"] = times
         return Result(depth=depth, anchors=anchors, diagnostics=diag)
 
 
-__all__ = ["ABLATIONS", "PRIOR_SOURCES", "ConfigError", "Pipeline", "PipelineConfig", "PriorConfig",
+@dataclass
+class Prepared:
+    """A frame after stage 1 (`Pipeline.prepare`): its anchors, its prior (numpy, or a tensor on the aligner's
+    device; None = no prior) and the stage times so far ("recalibrate", "prior"); `ms`: stage 1's wall time;
+    `trust`: (recalibration_trust, feature_distance) of the out-of-distribution guard for this frame."""
+
+    frame: Frame
+    anchors: RadarAnchors
+    prior: Any
+    times_ms: dict
+    ms: float
+    trust: tuple = (1.0, math.nan)
+
+__all__ = ["ABLATIONS", "PRIOR_SOURCES", "ConfigError", "Pipeline", "PipelineConfig", "Prepared", "PriorConfig",
            "RecalibrationConfig", "checkpoint_path", "load_prior", "load_recalibrator", "raw_anchors",
            "resolve_device"]

@@ -14,24 +14,14 @@ import numpy as np
 import pytest
 import torch
 
+from racalnet_ros.bench.scene import ramp_box_scene
 from racalnet_ros.metric_depth.aligner import Aligner
 from racalnet_ros.metric_depth.smooth import SmoothConfig
 
 
 def noisy_scene(h=240, w=320, n=500, seed=0):
-    """A ground ramp (4-60 m), a box at 12 m, a prior = affine map of inverse depth plus pixel noise, anchors with
-    20% outliers (x0.5 or x2)."""
-    rng = np.random.default_rng(seed)
-    vv, uu = np.mgrid[0:h, 0:w].astype(np.float32)
-    depth = np.clip(4.0 + 60.0 * (1.0 - vv / h) ** 2, 4.0, 60.0)
-    box = (np.abs(uu - w / 2) < w / 8) & (np.abs(vv - h / 2) < h / 6)
-    depth = np.where(box, 12.0, depth).astype(np.float32)
-    prior = ((1.0 / depth - 0.01) / 0.5 + rng.normal(0, 0.002, depth.shape)).astype(np.float32)
-    uv = np.stack([rng.uniform(0, w - 1, n), rng.uniform(0, h - 1, n)], 1)
-    d = depth[np.rint(uv[:, 1]).astype(int), np.rint(uv[:, 0]).astype(int)].astype(np.float64)
-    bad = rng.random(n) < 0.2
-    d[bad] *= rng.choice([0.5, 2.0], bad.sum())
-    return prior, uv, d, depth
+    """The benchmarks' ramp-and-box scene: prior = affine map of inverse depth plus pixel noise, 20% outliers."""
+    return ramp_box_scene(h, w, n, seed)
 
 
 def rel(a, b):

@@ -156,3 +156,68 @@ def test_ros_parameter_file_of_the_node_loads():
     path = Path(__file__).resolve().parents[1] / "config" / "racalnet.yaml"
     cfg = PipelineConfig.from_yaml(path)
     assert cfg.device == "auto" and cfg.prior.source == "depth-anything-v2"
+
+
+def test_run_is_prepare_then_optimize_and_interleaving_the_stages_across_frames_changes_nothing():
+    """What the node's two-stage overlap relies on: stage 1 (recalibration network, prior) depends only on its frame,
+    so preparing frame t+1 before frame t is optimized gives the same depths as one run per frame, including a frame
+    without radar that reuses the previous frame's fit (align.use_previous_fit, state kept by stage 2)."""
+    frames = []
+    for seed in (0, 1, 2):  # with Doppler and power: what the shipped recalibration network reads
+        f = scene_frame(seed=seed)[0]
+        extra = np.random.default_rng(seed).normal(0, 1, (f.num_radar, 2)).astype(np.float32)
+        frames.append(Frame(f.image, f.camera, np.concatenate([f.radar, extra], 1), f.T_cam_radar, prior=f.prior,
+                            radar_fields=("x", "y", "z", "doppler", "power"), frame_id=f.frame_id))
+    frames[1].radar = np.zeros((0, 5), np.float32)
+    cfg = PipelineConfig.from_flat({"prior.source": "frame", "align.use_previous_fit": True})
+    serial = [Pipeline.from_config(cfg)]
+    expected = [serial[0].run(f) for f in frames]
+    assert "no_anchors" in expected[1].diagnostics["fallbacks"] and np.isfinite(expected[1].depth).all()
+
+    pipe = Pipeline.from_config(cfg)
+    p0, p1 = pipe.prepare(frames[0]), pipe.prepare(frames[1])
+    r0 = pipe.optimize(p0)
+    p2 = pipe.prepare(frames[2])
+    got = [r0, pipe.optimize(p1), pipe.optimize(p2)]
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(g.depth, e.depth)
+        np.testing.assert_array_equal(g.anchors.uv, e.anchors.uv)
+        same = lambda d: repr({k: v for k, v in d.items() if k != "times_ms"})  # noqa: E731 (repr: NaN == NaN)
+        assert same(g.diagnostics) == same(e.diagnostics)
+        assert set(g.diagnostics["times_ms"]) == {"recalibrate", "prior", "align", "refine", "smooth", "total"}
+    t = got[0].diagnostics["times_ms"]
+    assert t["total"] >= t["recalibrate"] + t["prior"] + t["align"] + t["refine"] + t["smooth"] - 1e-6
+
+
+class SoftScreen:
+    """A recalibration stand-in that is unsure: outliers get confidence 0.05, good points 0.6 (below a 0.7
+    threshold, so a hard threshold keeps nothing)."""
+
+    def recalibrate(self, frame):
+        a = raw_anchors(frame)
+        a.confidence = np.where(frame.extras["is_outlier"][a.index], 0.05, 0.6).astype(np.float32)
+        a.kept = a.confidence >= 0.7
+        return a
+
+
+def test_confidence_weighting_fits_every_evaluated_anchor_by_its_confidence():
+    frame, gt = scene_frame(outlier_frac=0.3)
+    cfg = PipelineConfig.from_flat({"align.anchor_weights": "confidence"})
+    soft = Pipeline(SoftScreen(), FramePrior(), Aligner(cfg.align, cfg.refine, cfg.smooth), cfg).run(frame)
+    hard = Pipeline(SoftScreen(), FramePrior(), Aligner(), PipelineConfig()).run(frame)
+    # the hard threshold keeps no anchor: no fit; the weighted fit uses all of them and the outliers barely count
+    assert hard.diagnostics["anchors_kept"] == 0 and "no_anchors" in " ".join(hard.diagnostics["fallbacks"])
+    assert soft.diagnostics["anchors_used"] > 0 and rel_err(soft.depth, gt) < 0.05
+
+
+def test_fit_inputs_leave_out_points_the_network_did_not_evaluate():
+    frame, _ = scene_frame(n=4, outlier_frac=0.0)
+    a = raw_anchors(frame)
+    a.confidence = np.array([0.9, 0.2, np.nan, 0.0], np.float32)[: len(a)]
+    a.kept = a.confidence >= 0.5
+    uv, d, w = a.fit_inputs("confidence")
+    assert len(d) == int(np.sum(np.isfinite(a.confidence) & (a.confidence > 0))) and np.all(w > 0)
+    uv, d, w = a.fit_inputs("threshold")
+    assert w is None and len(d) == int(a.kept.sum())
+    with pytest.raises(Exception, match="align.anchor_weights"):
+        PipelineConfig.from_flat({"align.anchor_weights": "soft"}).validate()

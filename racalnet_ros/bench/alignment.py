@@ -7,21 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import median_ms
-
-
-def _frame(h: int, w: int, n: int = 300, seed: int = 0):
-    """A prior with two surfaces (a ground ramp, a box) and anchors on the true depth, 20% moved off."""
-    rng = np.random.default_rng(seed)
-    vv, uu = np.mgrid[0:h, 0:w].astype(np.float32)
-    depth = np.clip(4.0 + 60.0 * (1.0 - vv / h) ** 2, 4.0, 60.0)
-    box = (np.abs(uu - w / 2) < w / 8) & (np.abs(vv - h / 2) < h / 6)
-    depth = np.where(box, 12.0, depth).astype(np.float32)
-    prior = ((1.0 / depth - 0.01) / 0.5 + rng.normal(0, 0.002, depth.shape)).astype(np.float32)
-    uv = np.stack([rng.uniform(0, w - 1, n), rng.uniform(0, h - 1, n)], 1)
-    d = depth[np.rint(uv[:, 1]).astype(int), np.rint(uv[:, 0]).astype(int)].astype(np.float64)
-    bad = rng.random(n) < 0.2
-    d[bad] *= rng.choice([0.5, 2.0], bad.sum())
-    return prior, uv, d
+from .scene import ramp_box_scene
 
 
 def run(device: str = "cpu", quick: bool = False) -> list[dict]:
@@ -35,7 +21,7 @@ def run(device: str = "cpu", quick: bool = False) -> list[dict]:
     sizes = ((480, 640),) if quick else ((480, 640), (618, 2048))
     rows = []
     for h, w in sizes:
-        prior, uv, d = _frame(h, w)
+        prior, uv, d, _ = ramp_box_scene(h, w, 300)
         acfg, rcfg, scfg = AlignConfig(), RefineConfig(), SmoothConfig()
         fit = align_global(prior, uv, d, acfg)
         aligned = apply_affine(prior, fit.scale, fit.shift, acfg.min_depth, acfg.max_depth)

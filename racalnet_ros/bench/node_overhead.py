@@ -10,6 +10,7 @@ and, for the end-to-end picture, `Pipeline.run` on the same frame (raw radar anc
 the recalibration network when a checkpoint is available).
 
     racalnet bench --what node            # add --live to also run the node through DDS (measure_live)
+    racalnet bench --what node --live 30 --points 1000 --threads 1    # live rows: pipeline_overlap false / true
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ W, H = 640, 480
 NUM_RADAR = 300
 
 
-def _scene(seed: int = 0):
+def _scene(seed: int = 0, num_radar: int = NUM_RADAR):
     """640x480 bgr image, a slanted-wall prior, radar points on the wall (radar frame: x forward, y left, z up)."""
     rng = np.random.default_rng(seed)
     v, u = np.mgrid[0:H, 0:W].astype(np.float32)
@@ -33,10 +34,10 @@ def _scene(seed: int = 0):
     prior = (2.0 * inv + 0.05).astype(np.float32)
     image = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
     K = np.array([[500.0, 0, W / 2], [0, 500.0, H / 2], [0, 0, 1]])
-    pu, pv = rng.uniform(0, W - 1, NUM_RADAR), rng.uniform(0, H - 1, NUM_RADAR)
+    pu, pv = rng.uniform(0, W - 1, num_radar), rng.uniform(0, H - 1, num_radar)
     z = 1.0 / (1 / 40 + (1 / 5 - 1 / 40) * (0.6 * pu / W + 0.4 * pv / H))
     x, y = (pu - K[0, 2]) / K[0, 0] * z, (pv - K[1, 2]) / K[1, 1] * z
-    radar = np.stack([z, -x, -y, rng.normal(0, 2, NUM_RADAR), rng.uniform(0, 30, NUM_RADAR)], 1).astype(np.float32)
+    radar = np.stack([z, -x, -y, rng.normal(0, 2, num_radar), rng.uniform(0, 30, num_radar)], 1).astype(np.float32)
     radar[:5] = np.nan  # a few invalid returns, dropped by the conversion
     return image, prior, radar, K
 
@@ -153,10 +154,19 @@ def _pipeline_rows(frame, device: str, reps: int, params: dict) -> list[dict]:
     return rows
 
 
-def measure_live(seconds: float = 20.0, rate_hz: float = 20.0, params: dict | None = None) -> dict:
+def measure_live_overlap(seconds: float = 20.0, rate_hz: float = 20.0, params: dict | None = None,
+                         num_radar: int = NUM_RADAR) -> list[dict]:
+    """`measure_live` twice, with the node's two-stage overlap off then on (`pipeline_overlap`), same frames."""
+    return [measure_live(seconds, rate_hz, {**(params or {}), "pipeline_overlap": overlap}, num_radar)
+            for overlap in (False, True)]
+
+
+def measure_live(seconds: float = 20.0, rate_hz: float = 20.0, params: dict | None = None,
+                 num_radar: int = NUM_RADAR) -> dict:
     """End-to-end through DDS: start racalnet_node with the harness (loopback, own domain, own process group),
-    publish the 640x480 bench frame at `rate_hz` for `seconds`, and report the output rate, the publish ->
-    depth/image latency (wall clock, median and 90th percentile) and the node's own drop counter from /diagnostics."""
+    publish the 640x480 bench frame (`num_radar` radar points) at `rate_hz` for `seconds`, and report the output
+    rate, the publish -> depth/image latency (wall clock, median, 90th and 95th percentile) and, from the node's last
+    /diagnostics, its drop counter, its per-stage latencies of the last frame and `pipeline_overlap`."""
     import tempfile
 
     import rclpy
@@ -175,7 +185,7 @@ def measure_live(seconds: float = 20.0, rate_hz: float = 20.0, params: dict | No
     domain = default_domain_id()
     log_dir = tempfile.mkdtemp(prefix="racalnet_bench_")
     apply_local_ros_env(domain, log_dir)
-    image, prior, radar, K = _scene()
+    image, prior, radar, K = _scene(num_radar=num_radar)
     fields = ("x", "y", "z", "doppler", "power")
     camera = CameraModel(K, W, H, np.zeros(5))
     ctx = Context()
@@ -223,10 +233,14 @@ def measure_live(seconds: float = 20.0, rate_hz: float = 20.0, params: dict | No
                 ex.spin_once(timeout_sec=0.05)
             lat = sorted((t - sent[round(s, 6)]) * 1e3 for s, t in received if round(s, 6) in sent)
             values = {kv.key: kv.value for a in diags[-1:] for st in a.status for kv in st.values}
-            return {"name": "live: node on DDS, 640x480", "sent": k, "outputs": len(received),
+            pct = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] if lat else float("nan")  # noqa: E731
+            return {"name": f"live: node on DDS, 640x480, {num_radar} radar points, pipeline_overlap "
+                            f"{values.get('pipeline_overlap', '?')}", "sent": k, "outputs": len(received),
                     "rate_in_hz": rate_hz, "rate_out_hz": len(received) / seconds,
-                    "latency_ms_median": lat[len(lat) // 2] if lat else float("nan"),
-                    "latency_ms_p90": lat[int(len(lat) * 0.9)] if lat else float("nan"),
-                    "dropped_busy": values.get("dropped_busy"), "params": params}
+                    "latency_ms_median": pct(0.5), "latency_ms_p90": pct(0.9), "latency_ms_p95": pct(0.95),
+                    "dropped_busy": values.get("dropped_busy"),
+                    "last_frame_ms": {k: values[f"latency/{k}"] for k in ("stage1_ms", "handoff_wait_ms", "stage2_ms",
+                                                                          "total_ms") if f"latency/{k}" in values},
+                    "params": params}
     finally:
         rclpy.shutdown(context=ctx)

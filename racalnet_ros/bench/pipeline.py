@@ -36,22 +36,18 @@ STAGES = ("recalibrate", "prior", "align", "refine", "smooth", "total")
 
 
 def scene_frame(width: int, height: int, n_points: int, seed: int = 0):
-    """A Frame (radar frame = camera optical frame) with its true depth and a prior (affine in inverse depth plus
-    noise): ground ramp 4-60 m, a box at 12 m, a wall at 60 m in the upper third."""
+    """A Frame (radar frame = camera optical frame) of `scene.ramp_box_scene` with its true depth: the radar points
+    are its anchors (20% outliers, 5 cm range noise) with Doppler and power columns; a striped, noisy image."""
     from ..frame import CameraModel, Frame
+    from .scene import ramp_box_scene
 
-    rng = np.random.default_rng(seed)
-    vv, uu = np.mgrid[0:height, 0:width].astype(np.float32)
-    depth = np.clip(4.0 + 60.0 * (1.0 - vv / height) ** 2, 4.0, 60.0)
-    box = (np.abs(uu - width / 2) < width / 8) & (np.abs(vv - height / 2) < height / 6)
-    depth = np.where(box, 12.0, depth).astype(np.float32)
-    prior = ((1.0 / depth - 0.01) / 0.5 + rng.normal(0, 0.002, depth.shape)).astype(np.float32)
+    prior, uv, z, depth = ramp_box_scene(height, width, n_points, seed)
+    rng = np.random.default_rng(seed + 1)
+    z = z + rng.normal(0, 0.05, n_points)
+    u, v = uv[:, 0], uv[:, 1]
+    uu = np.arange(width, dtype=np.float32)[None, :]
     f = 0.8 * width
     K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
-    u, v = rng.uniform(0, width - 1, n_points), rng.uniform(0, height - 1, n_points)
-    z = depth[np.rint(v).astype(int), np.rint(u).astype(int)].astype(np.float64)
-    bad = rng.random(n_points) < 0.2
-    z = np.where(bad, z * rng.choice([0.5, 2.0], n_points), z) + rng.normal(0, 0.05, n_points)
     xyz = np.stack([(u - K[0, 2]) / f * z, (v - K[1, 2]) / f * z, z], 1)
     radar = np.concatenate([xyz, rng.normal(0, 1, (n_points, 1)), rng.uniform(20, 60, (n_points, 1))], 1)
     image = np.clip(120 + 60 * np.sin(uu / 17)[..., None] + rng.normal(0, 20, (height, width, 3)), 0, 255)

@@ -23,11 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
     p.add_argument("--json", default="", help="also write all rows to this JSON file")
     p.add_argument("--out", default="", help="write bench.json and bench.md (machine, load, tables) into this folder")
-    p.add_argument("--points", default="", help="pipeline only: radar point counts, e.g. 1000,4000")
+    p.add_argument("--points", default="", help="pipeline: radar point counts, e.g. 1000,4000; node --live: the "
+                                                "first one (default 300)")
     p.add_argument("--sizes", default="", help="pipeline only: image sizes, e.g. 640x480,1280x720")
     p.add_argument("--priors", default="", help="pipeline only: dav2-small-random and/or precomputed")
     p.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
-                   help="node area: also run racalnet_node through DDS for SECONDS (20 Hz of 640x480 frames)")
+                   help="node area: also run racalnet_node through DDS for SECONDS (20 Hz of 640x480 frames), once "
+                        "with pipeline_overlap false and once true (the recalibration network on: the configured "
+                        "checkpoint, default the shipped small one; prior on the topic; --points: the cloud size)")
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="threads area: run N busy-looping processes meanwhile (a load generator)")
     add_pipeline_options(p, device="cpu")  # --device: every area on it; also "all" here (the pipeline area on cpu
@@ -94,7 +97,10 @@ def main(args: argparse.Namespace) -> int:
         else:
             rows = module.run(device=device, quick=args.quick, **({"load": args.load} if area == "threads" else {}))
         if area == "node" and args.live > 0:
-            rows.append(module.measure_live(args.live, params={"device": device, "cpu_threads": cfg.cpu_threads}))
+            points = _pipeline_filters(args)["points"] or (module.NUM_RADAR,)
+            rows += module.measure_live_overlap(args.live, num_radar=points[0], params={
+                "device": device, "cpu_threads": cfg.cpu_threads, "recalibration.enabled": cfg.recalibration.enabled,
+                "recalibration.checkpoint": cfg.recalibration.checkpoint})
         everything[area] = rows
         print(f"\n## {area}\n")
         table = markdown(rows, {**info, "loadavg_after": [round(x, 2) for x in os.getloadavg()]}) \

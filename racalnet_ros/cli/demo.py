@@ -186,12 +186,16 @@ def prior_fitted_to_lidar(prior: np.ndarray, gt: np.ndarray, align) -> np.ndarra
     without regulariser) to every LiDAR pixel, with the pipeline's depth clamp: what a global alignment reaches with
     perfect anchors everywhere the LiDAR is (local refinement can do better where the prior's error is local). NaN
     when the fit is singular."""
-    from ..metric_depth.align import apply_affine, solve_affine
+    import torch
+
+    from ..metric_depth.align import affine_rows, apply_affine, solve_affine
+
     m = gt > 0
-    fit = solve_affine(prior[m].astype(np.float64), 1.0 / gt[m].astype(np.float64))
-    if fit is None:
+    x, y = (torch.from_numpy(a[m].astype(np.float64)) for a in (prior, 1.0 / np.where(m, gt, 1.0)))
+    theta, ok = solve_affine(affine_rows(x, y, torch.ones_like(x)).sum(0))
+    if not bool(ok):
         return np.full(gt.shape, np.nan, np.float32)
-    return apply_affine(prior, fit[0], fit[1], align.min_depth, align.max_depth)
+    return apply_affine(prior, float(theta[0]), float(theta[1]), align.min_depth, align.max_depth)
 
 
 def reference_rows(bag: Path, cfg, names) -> tuple[dict, dict]:

@@ -56,11 +56,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--save-depth", action="store_true", help="write depth PNGs and kept anchors per frame")
     p.add_argument("--figures", type=int, default=0, metavar="K", help="figures for the first K frames")
+    p.add_argument("--lidar-bound", action="store_true",
+                   help=f"add the row '{LIDAR_BOUND}': the same Metric Depth Optimization fed with LiDAR anchors "
+                        "(every other LiDAR pixel) instead of radar, an oracle for what any anchors can reach with "
+                        "this prior; with the baseline row, results.json gets the share of the gap each row closes")
     add_skip_bad_option(p)
     add_pipeline_options(p, device="auto", prior="frame")
     add_alias(p, "--fp16", "prior.fp16", const=True, help="half-precision prior network on CUDA")
     add_alias(p, "--threshold", "recalibration.threshold", help="recalibration confidence threshold (<0: checkpoint's)")
     add_bag_options(p)
+
+
+#: the oracle row of --lidar-bound (never a method: its anchors are the ground truth)
+LIDAR_BOUND = "lidar-anchor bound"
+
+
+def lidar_anchors(gt) -> tuple:
+    """(uv K x 2, depth K) of every other valid pixel of a LiDAR depth map, in raster order: the anchors of the
+    --lidar-bound row (half the LiDAR, so the other half still scores pixels no anchor sits on)."""
+    import numpy as np
+
+    vv, uu = np.nonzero(np.isfinite(gt) & (gt > 0))
+    vv, uu = vv[::2], uu[::2]
+    return np.stack([uu, vv], 1).astype(np.float32), gt[vv, uu].astype(np.float64)
+
+
+def gap_closed(summaries: dict, rng: str = "0-50") -> dict:
+    """Share of the RMSE gap between the baseline row and the LiDAR-anchor bound that each row closes (1 = reaches
+    the bound, 0 = no better than the baseline); {} without both rows."""
+    try:
+        base, bound = summaries["baseline"][rng]["rmse"], summaries[LIDAR_BOUND][rng]["rmse"]
+    except KeyError:
+        return {}
+    if not base > bound:
+        return {}
+    return {n: (base - s[rng]["rmse"]) / (base - bound) for n, s in summaries.items() if n != LIDAR_BOUND}
 
 
 def parse_configurations(text: str) -> list[str]:
@@ -162,9 +192,15 @@ def main(args: argparse.Namespace) -> int:
         if warning:
             print(f"racalnet evaluate: {warning}", file=sys.stderr, flush=True)
     crop = getattr(ds, "eval_crop_rows", None)
-    acc = {n: MetricAccumulator() for n in pipes}
+    rows = [*pipes, *([LIDAR_BOUND] if args.lidar_bound else [])]
+    acc = {n: MetricAccumulator() for n in rows}
     stats = {n: {"fallbacks": {}, "anchors_total": [], "anchors_kept": [], "anchors_used": [], "scale": [],
-                 "shift": [], "times_ms": {}} for n in pipes}
+                 "shift": [], "times_ms": {}} for n in rows}
+    bound = None
+    if args.lidar_bound:
+        from ..metric_depth.aligner import Aligner
+
+        bound = Aligner(base.align, base.refine, base.smooth, device=next(iter(pipes.values())).aligner.device)
     frame_ids: list[str] = []
     bad: list[tuple[str, str]] = []  # frames that could not be used: (frame id, reason)
     prior_ms: list[float] = []
@@ -198,6 +234,17 @@ def main(args: argparse.Namespace) -> int:
                 fig = figure(frame, res.depth, res.anchors, gt, pipe.config.align.min_depth,
                              pipe.config.align.max_depth, title=name)
                 write_figure(out / name / "figures" / f"{frame.frame_id}.png", fig)
+        if bound is not None:
+            bound.reset()
+            uv, d = lidar_anchors(gt)
+            b = bound.run(p, uv, d)
+            acc[LIDAR_BOUND].add(b.depth, gt, crop_rows=crop)
+            st = stats[LIDAR_BOUND]
+            for f in b.fallbacks:
+                st["fallbacks"][f] = st["fallbacks"].get(f, 0) + 1
+            for key, value in (("anchors_total", len(d)), ("anchors_kept", len(d)), ("anchors_used", b.used.sum()),
+                               ("scale", b.fit.scale), ("shift", b.fit.shift)):
+                st[key].append(float(value))
         log.info("frame %s done (%d/%d)", frame.frame_id, k + 1, len(ds))
     bad = [(f, " ".join(r.split())) for f, r in getattr(ds, "skipped", [])] + bad
     if not frame_ids:
@@ -221,7 +268,7 @@ def main(args: argparse.Namespace) -> int:
         "prior": base.prior.spec(), **ckpt, "data": described, "frames": frame_ids,
         "n_frames": len(frame_ids), "bad_frames": dict(bad),
         "eval_crop_rows": list(crop) if crop else None,
-        "configurations": summaries, "diagnostics": diag, "prior_ms_median": med(prior_ms),
+        "configurations": summaries, "gap_closed_0_50": gap_closed(summaries), "diagnostics": diag, "prior_ms_median": med(prior_ms),
         "pipeline_config": base.to_flat(), "wall_s": time.perf_counter() - t_start, "command": command,
     }
     write_json(out / "results.json", results)
@@ -229,6 +276,9 @@ def main(args: argparse.Namespace) -> int:
     if command:
         md += ["```", command, "```", ""]
     md += [table, ""]
+    if results["gap_closed_0_50"]:
+        md += ["Share of the 0-50 m RMSE gap between the baseline and the LiDAR-anchor bound closed: "
+               + ", ".join(f"{n} {v:.0%}" for n, v in results["gap_closed_0_50"].items()), ""]
     md += ["| configuration | fallbacks | anchors in image (median) | kept | used by the fit |", "|---|---|---|---|---|"]
     for n, d in diag.items():
         fb = ", ".join(f"{k} x{v}" for k, v in d["fallbacks"].items()) or "none"

@@ -24,6 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--topics", nargs="+", default=None, help="only these bag topics")
     p.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SEC",
                    help="before playing, wait up to SEC seconds for a subscriber on the image topic")
+    p.add_argument("--qos-depth", type=int, default=10, metavar="N",
+                   help="history depth of every publisher (reliable, transient local): how many messages a slow or "
+                        "late subscriber can still get (ros2 bag play's publishers keep 10 by default as well)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID")
 
 
@@ -34,6 +37,8 @@ def main(args) -> int:
 
     if args.rate <= 0:
         raise UsageError(f"--rate must be > 0, got {args.rate}")
+    if args.qos_depth < 1:
+        raise UsageError(f"--qos-depth must be >= 1, got {args.qos_depth}")
     domain = args.domain_id
     if domain is None:
         env_id = os.environ.get("ROS_DOMAIN_ID", "").strip()
@@ -49,7 +54,7 @@ def main(args) -> int:
     spin = lambda dt: executor.spin_once(timeout_sec=dt)  # noqa: E731
     try:
         player = BagPlayer(node, args.bag, remap=parse_remaps(args.remap), topics=args.topics,
-                           clock=not args.no_clock)
+                           clock=not args.no_clock, depth=args.qos_depth)
         print(f"replay: {args.bag} on ROS_DOMAIN_ID={domain} (loopback), rate {args.rate}, "
               f"loop {args.loop}, topics {sorted(player.publishers)}", flush=True)
         if args.wait_for_subscribers > 0:

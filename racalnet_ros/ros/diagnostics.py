@@ -1,11 +1,11 @@
 """What racalnet_node reports on /diagnostics, kept apart from the node's wiring: input and output rates, counters
 (frames, skipped, errors, sync resets, NaN radar points dropped, fallbacks), the last frame's latencies and anchors,
-the worst problem since the previous report, fixed key-values (the checkpoint and its provenance: `checkpoint`,
-`checkpoint/trained_on`, `checkpoint/real_data`, `checkpoint/warning`), and log throttling (a replayed bag repeats
-the same fault every frame).
+the worst problem since the previous report, fixed key-values (`pipeline_overlap`; the checkpoint and its
+provenance: `checkpoint`, `checkpoint/trained_on`, `checkpoint/real_data`, `checkpoint/warning`), and log throttling
+(a replayed bag repeats the same fault every frame).
 
-Thread-safe: the node's executor thread ticks the inputs, its worker thread records frames and problems, its timer
-builds the report.
+Thread-safe: the node's executor thread ticks the inputs, its worker threads (stage 1 and stage 2, ros/overlap.py)
+record frames and problems, its timer builds the report.
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ class NodeDiagnostics:
 
     def frame_done(self, latencies_ms: Mapping[str, float], diagnostics: Mapping[str, Any], anchors_total: int,
                    anchors_kept: int) -> None:
-        """A frame was published: its latencies ("convert_in_ms", "pipeline_ms", "publish_ms", "total_ms") and the
-        pipeline's Result.diagnostics."""
+        """A frame was published: its latencies ("convert_in_ms", "stage1_ms" (Pipeline.prepare), "handoff_wait_ms"
+        (prepared, waiting for stage 2), "stage2_ms" (Pipeline.optimize), "pipeline_ms" (stage 1 + stage 2),
+        "publish_ms", "total_ms" (taken from the mailbox -> published)) and the pipeline's Result.diagnostics."""
         fallbacks = list(diagnostics.get("fallbacks", []))
         with self._lock:
             self._counts["frames"] += 1
@@ -92,7 +93,8 @@ class NodeDiagnostics:
                           "anchors_total": diagnostics.get("anchors_total", anchors_total),
                           "anchors_kept": diagnostics.get("anchors_kept", anchors_kept),
                           "fallbacks": fallbacks, "scale": diagnostics.get("scale"),
-                          "shift": diagnostics.get("shift")}
+                          "shift": diagnostics.get("shift"),
+                          "recalibration_trust": diagnostics.get("recalibration_trust")}
             if fallbacks:
                 self._counts["fallbacks"] += 1
         if fallbacks:
@@ -142,12 +144,13 @@ class NodeDiagnostics:
         kv = [(f"rate_in/{k} (Hz)", f"{rates[k]:.2f}") for k in self.inputs]
         kv.append(("rate_out (Hz)", f"{rates['output']:.2f}"))
         kv += [(k, str(v)) for k, v in sorted(counts.items())]
-        for k in ("convert_in_ms", "pipeline_ms", "publish_ms", "total_ms"):
+        for k in ("convert_in_ms", "stage1_ms", "handoff_wait_ms", "stage2_ms", "pipeline_ms", "publish_ms",
+                  "total_ms"):
             if k in last:
                 kv.append((f"latency/{k}", f"{last[k]:.2f}"))
         for k, v in last.get("stages_ms", {}).items():
             kv.append((f"latency/stage/{k}_ms", f"{float(v):.2f}"))
-        for k in ("anchors_total", "anchors_kept", "scale", "shift"):
+        for k in ("anchors_total", "anchors_kept", "scale", "shift", "recalibration_trust"):
             if last.get(k) is not None:
                 kv.append((k, f"{last[k]:.4g}" if isinstance(last[k], float) else str(last[k])))
         if last.get("fallbacks"):

@@ -8,8 +8,10 @@ anchors (PointCloud2 x y z u v confidence, camera optical frame), depth/colored 
 Parameters: one read-only parameter per key of ros/params.py (the pipeline's keys and the node's own), described
 and checked by the config module; a bad value stops the node at start with one line naming it.
 Threads: executor callbacks only stamp-check and synchronise (ros/sync.py); a synced set goes to a single-slot
-mailbox (the newest wins, a replaced one is counted as dropped) that one worker thread drains: convert -> Pipeline.run
--> publish. Rates, counters and /diagnostics: ros/diagnostics.py. rclpy Humble or newer.
+mailbox (the newest wins, a replaced one is counted as dropped) that the worker drains (ros/overlap.py): with
+pipeline_overlap (default) two threads, stage 1 = convert -> Pipeline.prepare (recalibration network, prior) for
+frame t+1 while stage 2 = Pipeline.optimize (Metric Depth Optimization) -> publish runs for frame t; without it one
+thread does both in turn. Rates, counters and /diagnostics: ros/diagnostics.py. rclpy Humble or newer.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -34,9 +37,10 @@ from ..errors import RacalnetError
 from ..frame import FrameError
 from ..metric_depth.output import colorize_depth, draw_colour_bar
 from ..metric_depth.weights import check_prior
-from ..pipeline import Pipeline
+from ..pipeline import Pipeline, Prepared
 from . import convert
 from .diagnostics import ERROR, WARN, NodeDiagnostics
+from .overlap import TwoStageRunner
 from .params import parameter_defaults, parameter_fields, settings_from_values
 from .sync import LatestSlot, make_synchronizer
 
@@ -84,7 +88,8 @@ class RacalnetNode(Node):
         self._lock = threading.Lock()
         self._mailbox = LatestSlot()
         self.diag = NodeDiagnostics(f"{self.get_name()}: pipeline", self.pipeline.config.device, self._inputs,
-                                    s.diagnostics_period, static=self._checkpoint_report())
+                                    s.diagnostics_period, static={"pipeline_overlap": str(s.pipeline_overlap).lower(),
+                                                                  **self._checkpoint_report()})
         self._sync = make_synchronizer(len(self._inputs), s.sync.queue_size, s.sync.slop, self._on_synced)
 
         for i, topic in enumerate(self._inputs):
@@ -99,10 +104,11 @@ class RacalnetNode(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", qos_out)
         self.create_timer(s.diagnostics_period, self._publish_diagnostics)
 
-        self._worker = threading.Thread(target=self._work, name="racalnet_worker", daemon=True)
-        self._worker.start()
+        self._worker = TwoStageRunner(self._mailbox, self._prepare, self._finish, self._on_failure,
+                                      overlap=s.pipeline_overlap).start()
         self.get_logger().info(
-            f"racalnet_node ready on {self.pipeline.config.device} ({threads} torch thread(s)): inputs "
+            f"racalnet_node ready on {self.pipeline.config.device} ({threads} torch thread(s) per stage, pipeline "
+            f"overlap {'on' if s.pipeline_overlap else 'off'}): inputs "
             f"{', '.join(self.resolve_topic_name(t) for t in self._inputs)}; sync queue {s.sync.queue_size}, "
             f"slop {s.sync.slop} s; sync via {self._sync.kind}")
 
@@ -183,22 +189,18 @@ class RacalnetNode(Node):
             self.get_logger().debug("worker busy: dropped the older synced set")
 
     # ------------------------------------------------------------------------------------------ worker side
-    def _work(self) -> None:
-        while not self._mailbox.closed:
-            item = self._mailbox.take(timeout=0.5)
-            if item is None:
-                continue
-            try:
-                self._process(*item)
-            except SkipFrame as e:
-                self.diag.count("skipped")
-                self.diag.note(WARN, str(e))
-                self.diag.log_once_per(2.0, self.get_logger().warning, f"frame skipped: {e}")
-            except Exception as e:  # keep the node alive; the next frame may be fine
-                self.diag.count("errors")
-                self.diag.note(ERROR, f"{type(e).__name__}: {e}")
-                self.diag.log_once_per(2.0, self.get_logger().error, f"frame failed: {type(e).__name__}: {e}",
-                                       traceback.format_exc())
+    def _on_failure(self, exc: BaseException) -> None:
+        """A frame failed in either stage: count it, note it for /diagnostics, log it (throttled); the worker goes
+        on with the next frame."""
+        if isinstance(exc, SkipFrame):
+            self.diag.count("skipped")
+            self.diag.note(WARN, str(exc))
+            self.diag.log_once_per(2.0, self.get_logger().warning, f"frame skipped: {exc}")
+        else:  # unexpected: keep the node alive, the next frame may be fine
+            self.diag.count("errors")
+            self.diag.note(ERROR, f"{type(exc).__name__}: {exc}")
+            self.diag.log_once_per(2.0, self.get_logger().error, f"frame failed: {type(exc).__name__}: {exc}",
+                                   "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
     def _check_radar_columns(self) -> None:
         """A checkpoint reading Doppler or power with radar.field.doppler / .power set to '' (the radar has none)
@@ -223,7 +225,10 @@ class RacalnetNode(Node):
             raise SkipFrame(f"transform {cloud.header.frame_id!r} -> {image.header.frame_id!r} not found: {e}")
         return convert.transform_to_matrix(tf.transform)
 
-    def _process(self, cloud: PointCloud2, image: Image, info: CameraInfo, prior: Optional[Image] = None) -> None:
+    def _prepare(self, msgs: tuple) -> "InFlight":
+        """Stage 1: the synced messages -> Frame -> Pipeline.prepare (recalibration network, prior)."""
+        cloud, image, info = msgs[:3]
+        prior = msgs[3] if len(msgs) > 3 else None
         s = self.settings.node
         t0 = time.perf_counter()
         T = self._extrinsics(cloud, image)
@@ -237,24 +242,33 @@ class RacalnetNode(Node):
             raise SkipFrame(f"radar cloud is empty (after dropping {nan_dropped} NaN point(s))")
         t1 = time.perf_counter()
         try:
-            result = self.pipeline.run(frame)
+            prepared = self.pipeline.prepare(frame)
         except FrameError as e:  # e.g. a cloud without a radar column the checkpoint reads: this frame only
             raise SkipFrame(str(e)) from None
-        t2 = time.perf_counter()
+        return InFlight(image.header, info, prepared, t0, t1, time.perf_counter())
 
-        header = image.header
+    def _finish(self, job: "InFlight") -> None:
+        """Stage 2: Pipeline.optimize (Metric Depth Optimization) -> publish with the image's header."""
+        s = self.settings.node
+        t3 = time.perf_counter()
+        result = self.pipeline.optimize(job.prepared)
+        t4 = time.perf_counter()
+
+        header, info = job.header, job.info
         depth = np.asarray(result.depth, dtype=np.float32)
         self.pub_depth.publish(convert.array_to_image(depth, "32FC1", header))
         info.header = header
         self.pub_info.publish(info)
-        self.pub_anchors.publish(convert.anchors_to_pointcloud2(result.anchors, frame.camera, header))
+        self.pub_anchors.publish(convert.anchors_to_pointcloud2(result.anchors, job.prepared.frame.camera, header))
         if self.pub_colored is not None:
             coloured = draw_colour_bar(colorize_depth(depth, max_depth=s.colored.max_depth),
                                        max_depth=s.colored.max_depth)
             self.pub_colored.publish(convert.array_to_image(coloured, "rgb8", header))
-        t3 = time.perf_counter()
-        self.diag.frame_done({"convert_in_ms": (t1 - t0) * 1e3, "pipeline_ms": (t2 - t1) * 1e3,
-                              "publish_ms": (t3 - t2) * 1e3, "total_ms": (t3 - t0) * 1e3},
+        t5 = time.perf_counter()
+        self.diag.frame_done({"convert_in_ms": (job.t1 - job.t0) * 1e3,
+                              "stage1_ms": (job.t2 - job.t1) * 1e3, "handoff_wait_ms": (t3 - job.t2) * 1e3,
+                              "stage2_ms": (t4 - t3) * 1e3, "pipeline_ms": (job.t2 - job.t1 + t4 - t3) * 1e3,
+                              "publish_ms": (t5 - t4) * 1e3, "total_ms": (t5 - job.t0) * 1e3},
                              result.diagnostics or {}, len(result.anchors), result.anchors.num_kept)
 
     # ------------------------------------------------------------------------------------------ diagnostics
@@ -264,12 +278,25 @@ class RacalnetNode(Node):
 
     def destroy_node(self) -> None:
         # also called by rclpy's context shutdown on a node whose __init__ failed part-way
-        if getattr(self, "_mailbox", None) is not None:
-            self._mailbox.close()
         worker = getattr(self, "_worker", None)
-        if worker is not None and worker.is_alive():
-            worker.join(timeout=5.0)
+        if worker is not None:
+            worker.close(timeout=5.0)  # joins both stage threads
+        elif getattr(self, "_mailbox", None) is not None:
+            self._mailbox.close()
         super().destroy_node()
+
+
+@dataclass
+class InFlight:
+    """A frame between the two stages: what stage 2 publishes with, and stage 1's clock readings (perf_counter s:
+    t0 taken, t1 converted, t2 prepared)."""
+
+    header: Any
+    info: CameraInfo
+    prepared: Prepared
+    t0: float
+    t1: float
+    t2: float
 
 
 def main(args: Optional[list[str]] = None) -> int:

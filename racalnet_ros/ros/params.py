@@ -1,6 +1,6 @@
 """The node's parameters: every `PipelineConfig` key (racalnet_ros/config.py) plus the node's own keys, defined here
 with their descriptions and allowed values in the same dataclass metadata: synchronisation, radar field names,
-extrinsics and outputs. Pure Python (no rclpy), so the rules are testable on their own; ros/node.py declares one
+extrinsics, outputs and the worker's two-stage overlap. Pure Python (no rclpy), so the rules are testable on their own; ros/node.py declares one
 read-only ROS parameter per key and hands the values to `settings_from_values`, which checks them with the config
 module's rules: a bad value (or an unknown key) gets the same one-line message as on the command line.
 """
@@ -78,6 +78,10 @@ class NodeConfig:
                                           "colour bar).")
     colored: ColoredSection = field(default_factory=ColoredSection)
     diagnostics_period: float = setting(1.0, "Seconds between /diagnostics messages.", ge=0.1, le=60.0)
+    pipeline_overlap: bool = setting(True, "Two worker threads: the recalibration network and the prior of frame "
+                                           "t+1 run while frame t is aligned, refined, smoothed and published "
+                                           "(higher output rate, about one stage more latency when the node is "
+                                           "saturated); false = one thread, one frame at a time.")
 
     @property
     def field_map(self) -> dict[str, str]:

@@ -168,6 +168,41 @@ def test_outputs_have_the_image_header_and_depth_equals_pipeline(running, spin):
         assert key in values, sorted(values)
 
 
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlap", "serial"])
+def test_outputs_keep_input_order_and_stamps_with_and_without_the_two_stage_overlap(overlap, running, start_node,
+                                                                                      ros_node, spin):
+    """pipeline_overlap (default true: stage 1 of frame t+1 while stage 2 of frame t) and false (one thread): every
+    output carries its input's stamp, outputs arrive in input order, /diagnostics says which mode runs and reports
+    both stages' latencies."""
+    if overlap:
+        (proc, h), name = running, "racalnet_node: pipeline"
+    else:  # own namespace and name: the module's node keeps running and also reports on /diagnostics
+        proc = start_node({**NODE_PARAMS, "pipeline_overlap": False},
+                          args=("-r", "__ns:=/serial", "-r", "__node:=racalnet_node_serial"))
+        h, name = Harness(ros_node, namespace="/serial"), "racalnet_node_serial: pipeline"
+    image, prior, radar = make_scene(5)
+    stamps = [12000.0 + 0.1 * i + (0.05 if overlap else 0.0) for i in range(6)]
+    for st in stamps:  # one frame at a time (each until it is out), then a burst the worker may thin out
+        assert send_until_output(h, spin, make_messages(image, prior, radar, st), st, timeout=120), \
+            proc.output()[-3000:]
+    burst = [13000.0 + 0.1 * i for i in range(10)]
+    msgs = [make_messages(image, prior, radar, st) for st in burst]
+    for m in msgs:
+        h.publish(m)
+    assert send_until_output(h, spin, msgs[-1], burst[-1], timeout=120), proc.output()[-3000:]
+    got = [convert.stamp_to_sec(m.header.stamp) for m in h.got["depth/image"]]
+    mine = [g for g in got if any(abs(g - st) < 1e-6 for st in stamps + burst)]
+    assert mine == sorted(mine), f"outputs out of input order: {mine}"
+    assert all(any(abs(g - st) < 1e-6 for g in mine) for st in stamps)
+    mine_diag = lambda: [s for s in h.diagnostics() if s.name == name and "latency/stage2_ms" in _values(s)]  # noqa
+    assert spin(h.node, lambda: bool(mine_diag()), 30)
+    values = _values(mine_diag()[-1])
+    assert values["pipeline_overlap"] == str(overlap).lower()
+    for key in ("latency/stage1_ms", "latency/handoff_wait_ms", "latency/stage2_ms", "latency/stage/recalibrate_ms",
+                "latency/stage/prior_ms", "rate_out (Hz)"):
+        assert key in values, sorted(values)
+
 def _values(status) -> dict:
     return {kv.key: kv.value for kv in status.values}
 
