@@ -417,6 +417,14 @@ class RecalibrationConfig:
                                     "larger cloud is thinned on a pixel grid (coverage first, duplicates last), the "
                                     "rest are not evaluated and never used as anchors, and the frame is flagged "
                                     "radar_subsampled (a WARN on /diagnostics).", ge=0)
+    trust_margin: float = setting(1.0, "Out-of-distribution guard (recalibration/trust.py): a frame whose image "
+                                       "features lie beyond the checkpoint's reference distance d_ref (95th "
+                                       "percentile of its validation frames) gets trust 1 - (d / d_ref - 1) / margin "
+                                       "(clipped to [0, 1]); points are kept at confidence >= trust x threshold and "
+                                       "moved by trust x displacement, so a fully distrusted frame (d >= (1 + margin) "
+                                       "d_ref) keeps the raw projections. Reported as recalibration_trust in "
+                                       "diagnostics (WARN recalibration_distrusted below 1). 0 = off; checkpoints "
+                                       "without statistics are always trusted.", ge=0.0, le=100.0)
 
 
 @dataclass

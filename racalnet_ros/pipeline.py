@@ -15,7 +15,10 @@ Result.diagnostics: "scale", "shift" (global fit, inverse depth = scale * prior 
 "anchors_kept" (kept by screening), "anchors_used" (used by the global fit), "clusters_local" (clusters with their
 own affine map), "anchors_subsampled" (in-image radar points the network did not evaluate because of the
 recalibration.max_points cap; never used as anchors), "fallbacks" (list of guard flags, see metric_depth/align.py;
-"no_prior" when there is no prior; "radar_subsampled" when the cap thinned the cloud: a WARN on /diagnostics),
+"no_prior" when there is no prior; "radar_subsampled" when the cap thinned the cloud: a WARN on /diagnostics;
+"recalibration_distrusted" when the out-of-distribution guard relaxed the screening), "recalibration_trust" (1 =
+the checkpoint's screening as trained, 0 = raw projections kept; recalibration/trust.py) and "feature_distance"
+(the frame's image-feature distance over the checkpoint's reference d_ref; NaN without statistics or recalibration),
 "times_ms" (stage -> ms: "recalibrate", "prior", "align", "refine", "smooth", "total").
 
 Built in one way, `Pipeline.from_config(cfg)` (every command and the node): the configuration (racalnet_ros/config.py)
@@ -92,7 +95,7 @@ def load_recalibrator(cfg: RecalibrationConfig, device: str = "cpu"):
     try:
         return Recalibrator.from_checkpoint(path, device=device, threshold=None if cfg.threshold < 0 else cfg.threshold,
                                             use_screening=cfg.use_screening, use_displacement=cfg.use_displacement,
-                                            max_points=cfg.max_points)
+                                            max_points=cfg.max_points, trust_margin=cfg.trust_margin)
     except CheckpointError as exc:
         raise CheckpointError(f"recalibration.checkpoint {cfg.checkpoint or path}: {exc}") from None
 
@@ -166,6 +169,8 @@ class Pipeline:
         t0 = time.perf_counter()
         times: dict[str, float] = {}
         anchors = self.anchors(frame)
+        # the out-of-distribution guard's verdict on this frame (recalibration/trust.py), read in this thread
+        trust = tuple(getattr(self.recalibrator, "last_trust", (1.0, math.nan)))
         t1 = time.perf_counter()
         times["recalibrate"] = (t1 - t0) * 1e3
 
@@ -179,7 +184,7 @@ class Pipeline:
         if prior is not None and tuple(prior.shape) != (frame.height, frame.width):
             raise FrameError(f"prior: {tuple(prior.shape)} does not match the image's {(frame.height, frame.width)}")
         times["prior"] = (time.perf_counter() - t1) * 1e3
-        return Prepared(frame, anchors, prior, times, (time.perf_counter() - t0) * 1e3)
+        return Prepared(frame, anchors, prior, times, (time.perf_counter() - t0) * 1e3, trust)
 
     def optimize(self, prepared: "Prepared") -> Result:
         """Stage 2, Metric Depth Optimization (paper Sec. III-B: global fit, local refinement, smoothing) of a
@@ -189,8 +194,10 @@ class Pipeline:
         frame, anchors, prior, times = prepared.frame, prepared.anchors, prepared.prior, dict(prepared.times_ms)
         cap = getattr(self.recalibrator, "max_points", 0)
         dropped = len(anchors) - cap if self.recalibrator is not None and 0 < cap < len(anchors) else 0
+        trust, distance = prepared.trust
         diag: dict[str, Any] = {"anchors_total": len(anchors), "anchors_kept": anchors.num_kept,
-                                "anchors_subsampled": dropped}
+                                "anchors_subsampled": dropped, "recalibration_trust": float(trust),
+                                "feature_distance": float(distance)}
         if prior is None:
             depth = np.full((frame.height, frame.width), np.nan, np.float32)
             diag.update(scale=math.nan, shift=math.nan, threshold=math.nan, anchors_used=0, clusters_local=0,
@@ -205,6 +212,8 @@ class Pipeline:
             times.update({s: out.times_ms.get(s, 0.0) for s in ("align", "refine", "smooth")})
         if dropped:
             diag["fallbacks"].append("radar_subsampled")
+        if trust < 1.0:
+            diag["fallbacks"].append("recalibration_distrusted")
         times["total"] = prepared.ms + (time.perf_counter() - t0) * 1e3
         diag["times_ms"] = times
         return Result(depth=depth, anchors=anchors, diagnostics=diag)
@@ -213,13 +222,15 @@ class Pipeline:
 @dataclass
 class Prepared:
     """A frame after stage 1 (`Pipeline.prepare`): its anchors, its prior (numpy, or a tensor on the aligner's
-    device; None = no prior) and the stage times so far ("recalibrate", "prior"); `ms`: stage 1's wall time."""
+    device; None = no prior) and the stage times so far ("recalibrate", "prior"); `ms`: stage 1's wall time;
+    `trust`: (recalibration_trust, feature_distance) of the out-of-distribution guard for this frame."""
 
     frame: Frame
     anchors: RadarAnchors
     prior: Any
     times_ms: dict
     ms: float
+    trust: tuple = (1.0, math.nan)
 
 __all__ = ["ABLATIONS", "PRIOR_SOURCES", "ConfigError", "Pipeline", "PipelineConfig", "Prepared", "PriorConfig",
            "RecalibrationConfig", "checkpoint_path", "load_prior", "load_recalibrator", "raw_anchors",

@@ -181,6 +181,19 @@ def test_a_checkpoint_that_is_not_one_is_one_line_naming_the_file(user_data, cap
     assert err.count("\n") == 1 and not (root / "o" / "depth").exists()
 
 
+def test_radar_without_the_columns_the_checkpoint_reads_stops_infer_with_one_line_naming_them(user_data, capsys):
+    root, _ = user_data  # c.txt has x y z only; the shipped network reads doppler and power
+    out = root / "o"
+    assert racalnet(infer_cmd(root, out)) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("racalnet infer: ") and "radar/c.txt" in last, err
+    assert "reads radar columns doppler, power" in last and "has x, y, z (missing doppler, power)" in last, err
+    assert "Traceback" not in err
+    summary = strict_json(out / "summary.json")  # what was written before is kept and listed
+    assert summary["complete"] is False and summary["n_written"] == 2 and (out / "depth" / "a.png").is_file()
+
+
 def test_the_summary_is_standard_json_with_the_resolved_checkpoint_and_its_provenance(user_data, capsys):
     from racalnet_ros.recalibration import default_checkpoint
     root, _ = user_data

@@ -129,6 +129,10 @@ def test_a_checkpoint_without_provenance_reads_as_unknown_and_the_shipped_one_ha
     shipped = read_provenance(default_checkpoint())
     assert (shipped["dataset"], shipped["real"], shipped["seeds"], shipped["preset"]) == \
         ("synthetic", False, "0-299", "small")
-    assert shipped["validation"]["seeds"] == "100000-100029" and shipped["date"].startswith("2026-11-22")
+    assert shipped["validation"]["seeds"] == "100000-100029" and shipped["date"].startswith("2026-12-02")
+    # trained only on the Astyx-like synthetic rig (licence-clean), and the command that made it is recorded
+    assert shipped["generator"]["cameras"] == ["astyx"] and shipped["generator"]["lidar_beams"] == 16
+    assert shipped["command"].startswith("racalnet train --dataset synthetic") and "--synth-config astyx" in \
+        shipped["command"] and "note" not in shipped
     line = synthetic_on_real_warning(default_checkpoint(), shipped)
     assert "\n" not in line and f"--init {default_checkpoint()}" in line and "docs/recalibration.md" in line

@@ -170,8 +170,9 @@ def test_running_the_blocks_in_chunks_does_not_change_the_result():
     torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
 
 
-def test_the_shipped_checkpoint_keeps_the_dense_attention_it_was_trained_with():
+def test_the_shipped_checkpoint_uses_the_windowed_attention_it_was_trained_with():
+    """Linear in points: the shipped network attends within image-plane windows, like the small preset."""
     from racalnet_ros.recalibration import default_checkpoint
     meta = json.loads(default_checkpoint().with_suffix(".json").read_text())
     _, cfg, _ = load_checkpoint(default_checkpoint())
-    assert cfg.attn_window == meta["model"].get("attn_window", 0) == 0
+    assert cfg.attn_window == meta["model"]["attn_window"] == ModelConfig.preset("small").attn_window > 0

@@ -40,7 +40,7 @@ log = logging.getLogger("racalnet.evaluate")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .options import add_alias, add_bag_options, add_pipeline_options, add_skip_bad_option
+    from .options import add_alias, add_bag_options, add_pipeline_options, add_skip_bad_option, add_synth_config_option
 
     p.add_argument("--dataset", required=True,
                    help="astyx | zju | synthetic | bag, or MODULE:CLASS of a FrameDataset taking the root folder")
@@ -48,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                               "the rosbag2 directory)")
     p.add_argument("--seeds", default="", help="synthetic only, instead of --root: generate these seeds on the fly "
                                                "(A-B inclusive, e.g. 1000-1019, or 5,7,9)")
+    add_synth_config_option(p)
     p.add_argument("--frames", default="", help="frame ids or numeric ranges, e.g. 80-99 or 000080,000081")
     p.add_argument("--split", default="", help="named split of the dataset (e.g. val)")
     p.add_argument("--ablation", default="all",
@@ -130,12 +131,12 @@ def select_frames(ds, text: str):
 
 def open_frames(args):
     """The dataset view to evaluate (kind, root or seeds, split, frames)."""
-    from .options import dataset_kwargs, parse_ranges
+    from .options import dataset_kwargs, parse_ranges, synth_config
 
     if args.dataset == "synthetic" and args.seeds:
         from ..datasets.synthetic import SyntheticDataset
 
-        ds = SyntheticDataset.generate(parse_ranges(args.seeds, "--seeds"))
+        ds = SyntheticDataset.generate(parse_ranges(args.seeds, "--seeds"), synth_config(args))
     elif ":" in args.dataset:
         module, _, cls = args.dataset.partition(":")
         ds = getattr(importlib.import_module(module), cls)(args.root)

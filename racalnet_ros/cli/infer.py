@@ -297,6 +297,7 @@ def load_frame(img_path: Path, radar_path: Path, calib: dict):
 def main(args: argparse.Namespace) -> int:
     from ..metric_depth.output import figure, write_anchors, write_depth_png, write_figure
     from ..pipeline import Pipeline
+    from ..recalibration.features import RadarColumnsError
     from ..summary import write_json
     from .options import bad_frames_exit, check_output_folder, setup
 
@@ -317,6 +318,8 @@ def main(args: argparse.Namespace) -> int:
             try:
                 frame = load_frame(img_path, radar_path, calib)
                 res = pipe.run(frame)
+            except RadarColumnsError as exc:  # the checkpoint and the radar files do not fit: stop, naming both
+                raise RadarColumnsError(f"{radar_path}: {exc}") from None
             except RacalnetError as exc:  # this frame cannot be used; the next one may be fine
                 summary["bad_frames"][img_path.stem] = " ".join(str(exc).split())
                 print(f"racalnet infer: frame {img_path.stem}: {summary['bad_frames'][img_path.stem]}",

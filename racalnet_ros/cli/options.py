@@ -208,6 +208,44 @@ def bag_source_config(args: argparse.Namespace):
     return load_source_config(getattr(args, "bag_config", []) or [], values)
 
 
+def add_synth_config_option(p: argparse.ArgumentParser) -> None:
+    """--synth-config: the generator configuration of synthetic frames made on the fly from seeds."""
+    p.add_argument("--synth-config", default=None, metavar="PRESET|FILE",
+                   help="synthetic frames generated from seeds: a SynthConfig preset (default, astyx) or a JSON/YAML "
+                        "file of SynthConfig fields (optional 'preset:' key), as `racalnet synth --config` "
+                        "(default: the field defaults)")
+
+
+def synth_config(args: argparse.Namespace):
+    """The SynthConfig that --synth-config names (None when not given); UsageError for a bad name or file."""
+    from ..datasets.synthetic import SynthConfig, SynthConfigError
+    from ..datasets.synthetic.config import PRESETS
+
+    spec = getattr(args, "synth_config", None)
+    if not spec:
+        return None
+    if spec in PRESETS:
+        return SynthConfig.preset(spec)
+    path = Path(spec)
+    try:
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+            fields = yaml.safe_load(text) or {}
+        else:
+            import json
+            fields = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--synth-config {spec}: not a preset ({', '.join(sorted(PRESETS))}) and not a readable "
+                         f"config file ({exc})") from None
+    if not isinstance(fields, dict):
+        raise UsageError(f"{path}: expected a mapping of SynthConfig fields")
+    try:
+        return SynthConfig.from_dict(fields)
+    except (SynthConfigError, TypeError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
 def dataset_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of `open_dataset` for the command line's --dataset ({"config": ...} for a bag)."""
     return {"config": bag_source_config(args)} if getattr(args, "dataset", None) == "bag" else {}

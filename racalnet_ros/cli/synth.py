@@ -3,7 +3,7 @@ racalnet_ros/datasets/synthetic/layout.py, readable with `open_dataset("syntheti
 
 from __future__ import annotations
 
-import json
+import argparse
 import time
 from pathlib import Path
 
@@ -19,7 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--width", type=int, default=None, help="image width (default 640)")
     p.add_argument("--height", type=int, default=None, help="image height (default 480)")
     p.add_argument("--config", default=None,
-                   help="JSON or YAML file of SynthConfig fields to override (see datasets/synthetic/config.py)")
+                   help="a SynthConfig preset (default, astyx) or a JSON or YAML file of SynthConfig fields to "
+                        "override, with an optional preset: key (see datasets/synthetic/config.py)")
     p.add_argument("--overwrite", action="store_true", help="write into a folder that already has a meta.json")
     p.add_argument("--quiet", action="store_true", help="no per-frame progress")
 
@@ -33,20 +34,10 @@ def main(args) -> int:
         raise UsageError(f"--frames must be >= 1, got {args.frames}")
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
-    fields = {}
-    if args.config:
-        path = Path(args.config)
-        try:
-            text = path.read_text()
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-                fields = yaml.safe_load(text) or {}
-            else:
-                fields = json.loads(text)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path}: cannot read config ({exc})") from None
-        if not isinstance(fields, dict):
-            raise UsageError(f"{path}: expected a mapping of SynthConfig fields")
+    from .options import synth_config
+
+    base = synth_config(argparse.Namespace(synth_config=args.config))
+    fields = base.to_dict() if base is not None else {}
     if args.width is not None:
         fields["width"] = args.width
     if args.height is not None:

@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
     from ..config import bounds_text
     from ..recalibration.config import TrainConfig
 
-    from .options import DATASET_KINDS, add_bag_options
+    from .options import DATASET_KINDS, add_bag_options, add_synth_config_option
 
     p.add_argument("--dataset", required=True, choices=DATASET_KINDS)
     p.add_argument("--root", default=None,
@@ -55,6 +55,7 @@ def add_arguments(p) -> None:
     p.add_argument("--train-seeds", default="0-399",
                    help="synthetic on-the-fly training seeds: A-B inclusive, a,b,c, or A:B (end excluded)")
     p.add_argument("--val-seeds", default="100000-100039", help="synthetic on-the-fly validation seeds")
+    add_synth_config_option(p)
     p.add_argument("--train-cache", default=None, help="a file of prepared samples (skips the dataset)")
     p.add_argument("--val-cache", default=None)
     p.add_argument("--no-val", action="store_true")
@@ -74,12 +75,12 @@ def open_split(args, which: str):
     if which == "val" and args.no_val:
         return None
     from ..datasets import open_dataset
-    from .options import dataset_kwargs, parse_ranges
+    from .options import dataset_kwargs, parse_ranges, synth_config
 
     if args.dataset == "synthetic" and not args.root:
         from ..datasets.synthetic import SyntheticDataset
         flag = f"--{which}-seeds"
-        return SyntheticDataset.generate(parse_ranges(getattr(args, f"{which}_seeds"), flag))
+        return SyntheticDataset.generate(parse_ranges(getattr(args, f"{which}_seeds"), flag), synth_config(args))
     if not args.root:
         raise UsageError(f"--root is required for --dataset {args.dataset}")
     return open_dataset(args.dataset, args.root, split=args.train_split if which == "train" else args.val_split,
@@ -171,7 +172,7 @@ def main(args) -> int:
     if args.dataset == "bag" and not getattr(train_data, "has_lidar", True):
         raise UsageError(f"{args.root}: the bag has no LiDAR topic (topics.lidar, --lidar-topic): training needs "
                          "LiDAR for its labels")
-    tag = f"{args.dataset}:{args.root}"
+    tag = f"{args.dataset}:{args.root}" + (f":{args.synth_config}" if args.synth_config else "")
     record = {"dataset": args.dataset, "root": str(args.root or ""), "command": " ".join(sys.argv)}
     if args.dataset == "bag":
         bag_cfg = json.dumps(train_data.frames.config.to_flat(), sort_keys=True)

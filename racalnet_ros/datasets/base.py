@@ -95,7 +95,7 @@ def id_ranges(ids: Sequence) -> str:
     for i in ids:
         s = str(i)
         if s.isdigit() and run and str(run[-1]).isdigit() and int(s) == int(run[-1]) + 1 \
-                and len(s) == len(str(run[-1])):
+                and (not isinstance(i, str) or len(s) == len(str(run[-1]))):  # "000099" -> "000100"; 9 -> 10
             run.append(i)
             continue
         flush()

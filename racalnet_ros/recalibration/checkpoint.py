@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -102,6 +103,12 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def command_text(command: str) -> str:
+    """A recorded command line as a user types it: `python -m racalnet_ros.cli ...` (argv[0] .../cli/__main__.py)
+    and the console script's full path both read `racalnet ...`."""
+    return re.sub(r"^\S*(racalnet_ros/cli/__main__\.py|/racalnet)(?= )", "racalnet", str(command))
+
+
 def make_provenance(train: Optional[Mapping[str, Any]], validation: Optional[Mapping[str, Any]], preset: str,
                     command: str = "", init: str = "", date: Optional[str] = None) -> dict[str, Any]:
     """A PROVENANCE object from the descriptions of the training and validation frames (`describe_data`)."""
@@ -114,7 +121,7 @@ def make_provenance(train: Optional[Mapping[str, Any]], validation: Optional[Map
     prov.update(train)  # anything else a dataset says about itself (e.g. a bag's topics)
     prov.update({"validation": dict(validation) if validation else None, "preset": preset, "init": str(init or ""),
                  "date": date or utc_now(),
-                 "version": __version__, "command": command})
+                 "version": __version__, "command": command_text(command)})
     return prov
 
 

@@ -18,8 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..frame import Frame, FrameError
+from ..frame import RADAR_OPTIONAL, Frame, FrameError
 from ..geometry import project_to_image
+
+class RadarColumnsError(FrameError):
+    """The cloud lacks a radar column (doppler, power) the recalibration network reads."""
+
 
 GROUP_DIMS = {"xyz": 3, "depth": 2, "uv": 2, "doppler": 1, "power": 1}
 
@@ -47,6 +51,19 @@ class ProjectedRadar:
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
+
+
+def check_radar_columns(groups, radar_fields) -> None:
+    """Refuse a cloud that lacks a radar column the network reads (RadarColumnsError naming the network's columns,
+    the cloud's and the missing ones): features are built by column name, never by position, and no substitute
+    value is invented for a missing Doppler or power."""
+    missing = [g for g in RADAR_OPTIONAL if g in groups and g not in radar_fields]
+    if missing:
+        wanted = ", ".join(g for g in RADAR_OPTIONAL if g in groups)
+        raise RadarColumnsError(
+            f"radar: the recalibration checkpoint reads radar columns {wanted} but this cloud has "
+            f"{', '.join(radar_fields)} (missing {', '.join(missing)}); map the field (node: radar.field.*) or use a "
+            "checkpoint trained without it (racalnet train --features ...)")
 
 
 def project_radar(frame: Frame) -> ProjectedRadar:

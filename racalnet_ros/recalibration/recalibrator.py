@@ -11,11 +11,12 @@ import torch
 from ..frame import Frame, RadarAnchors
 from .checkpoint import load_checkpoint
 from .config import ModelConfig
-from .features import project_radar, radar_point_features
+from .features import check_radar_columns, project_radar, radar_point_features
 from .image_encoder import fuse_batchnorm_
 from .model import RecalibrationNet
 from .preprocess import image_tensor, resize_image, to_working_uv, working_size
 from .subsample import grid_subsample
+from .trust import feature_distance, image_descriptor, trust_of
 
 
 class Recalibrator:
@@ -27,10 +28,15 @@ class Recalibrator:
     max_points: cap on the in-image points the network sees per frame (0 = no cap). Above it a deterministic,
       coverage-first subset of max_points is chosen (subsample.grid_subsample); the other points are not evaluated:
       confidence NaN, displacement 0, never kept (not used as anchors, whatever the screening setting).
+    trust_stats / trust_margin: the out-of-distribution guard (trust.py): for a frame whose image features are far
+      from the checkpoint's training statistics, keep a point when confidence >= trust x threshold and move it by
+      trust x displacement (trust 0: the raw projections). No statistics or margin 0: always trusted.
+      `last_trust` holds (trust, distance / d_ref) of the last frame (1.0, NaN without statistics).
     """
 
     def __init__(self, model: RecalibrationNet, cfg: ModelConfig, threshold: float = 0.5, use_screening: bool = True,
-                 use_displacement: bool = True, device: str | torch.device = "cpu", max_points: int = 0):
+                 use_displacement: bool = True, device: str | torch.device = "cpu", max_points: int = 0,
+                 trust_stats: dict | None = None, trust_margin: float = 0.0):
         if max_points < 0:
             raise ValueError(f"recalibration max_points: expected >= 0 (0 = no cap), got {max_points}")
         self.device = torch.device(device)
@@ -43,20 +49,28 @@ class Recalibrator:
         self.use_screening = bool(use_screening)
         self.use_displacement = bool(use_displacement)
         self.max_points = int(max_points)
+        if trust_margin < 0:
+            raise ValueError(f"recalibration trust_margin: expected >= 0 (0 = off), got {trust_margin}")
+        self.trust_stats = trust_stats
+        self.trust_margin = float(trust_margin)
+        self.last_trust: tuple[float, float] = (1.0, float("nan"))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", threshold: float | None = None,
                         use_screening: bool = True, use_displacement: bool = True,
-                        max_points: int = 0) -> "Recalibrator":
+                        max_points: int = 0, trust_margin: float = 0.0) -> "Recalibrator":
         model, cfg, meta = load_checkpoint(path, device)
         thr = float(meta.get("threshold", 0.5)) if threshold is None else float(threshold)
-        return cls(model, cfg, thr, use_screening, use_displacement, device, max_points)
+        return cls(model, cfg, thr, use_screening, use_displacement, device, max_points,
+                   trust_stats=meta.get("trust"), trust_margin=trust_margin)
 
     @torch.inference_mode()
     def predict(self, frame: Frame):
         """-> (ProjectedRadar, confidence N float32, displacement N x 2 float32 full-resolution pixels); points left
         out by the max_points cap have confidence NaN and displacement 0."""
+        check_radar_columns(self.cfg.features, frame.radar_fields)
         pr = project_radar(frame)  # rejects NaN / inf in the radar before the network
+        self.last_trust = (1.0, float("nan"))
         if len(pr) == 0:
             return pr, np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
         seen = slice(None)
@@ -82,6 +96,9 @@ class Recalibrator:
         f = torch.from_numpy(feats).to(dev)
         valid = torch.ones(1, n, dtype=torch.bool, device=dev)
         fmap = self.model.encode_image(image.contiguous(memory_format=torch.channels_last)).contiguous()
+        if self.trust_stats is not None:
+            ratio = float(feature_distance(image_descriptor(fmap)[0], self.trust_stats)) / self.trust_stats["d_ref"]
+            self.last_trust = (trust_of(ratio, 1.0, self.trust_margin), ratio)
         logit, disp = self.model.decode_points(fmap, f.unsqueeze(0), uv_w.unsqueeze(0), valid)
         conf = torch.sigmoid(logit[0]).float().cpu().numpy()
         disp = (disp[0].float() * self.cfg.disp_norm).cpu().numpy()
@@ -92,9 +109,10 @@ class Recalibrator:
         pr, conf, disp = self.predict(frame)
         if len(pr) == 0:
             return RadarAnchors.empty()
-        if not self.use_displacement:
-            disp = np.zeros_like(disp)
-        kept = conf >= self.threshold if self.use_screening else np.isfinite(conf)  # NaN: left out by the cap
+        trust = self.last_trust[0]
+        disp = disp * trust if self.use_displacement else np.zeros_like(disp)
+        # NaN: left out by the cap; a distrusted frame keeps more (trust 0: every evaluated point)
+        kept = conf >= trust * self.threshold if self.use_screening else np.isfinite(conf)
         uv_raw = pr.uv.astype(np.float32)
         return RadarAnchors(pr.index.astype(np.int64), uv_raw, disp, uv_raw + disp, pr.depth.astype(np.float32),
                             conf, kept)

@@ -28,13 +28,14 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from ..errors import RacalnetError
-from .checkpoint import (checkpoint_paths, describe_data, load_checkpoint, make_provenance, preset_of,
+from .checkpoint import (checkpoint_paths, command_text, describe_data, load_checkpoint, make_provenance, preset_of,
                          save_checkpoint, utc_now)
 from .config import LabelConfig, ModelConfig, TrainConfig
 from .data import RecalibrationSamples, cache_key, collate_samples, prepare_dataset, prepare_samples
 from .evaluate import label_metrics
 from .loss import recalibration_loss
 from .model import RecalibrationNet
+from .trust import fit_feature_statistics
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,12 @@ def prepare(data: Data, which: str, model_cfg: ModelConfig, label_cfg: LabelConf
     if rank != 0:
         samples = prepare_samples([], model_cfg, label_cfg, cache)
     return samples
+
+
+def _fresh_provenance(record: dict, train_data: Data, val_data: Data, model_cfg: ModelConfig) -> dict:
+    """PROVENANCE of `train_data` / `val_data` as of now (checkpoint.make_provenance)."""
+    return make_provenance(describe_data(train_data), describe_data(val_data), preset_of(model_cfg),
+                           command=record.get("command") or " ".join(sys.argv), init=str(record.get("init") or ""))
 
 
 def _to(batch: dict, device) -> dict:
@@ -259,9 +266,7 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
     deadline = t0 + (max_minutes * 60.0 if max_minutes else math.inf)
     extra = {"train": train_cfg.to_dict(), **{k: v for k, v in record.items() if k in ("dataset", "init")}}
     # what every checkpoint of this run was trained on (checkpoint.PROVENANCE); its date is the save's
-    extra["provenance"] = make_provenance(describe_data(train_data), describe_data(val_data), preset_of(model_cfg),
-                                          command=record.get("command") or " ".join(sys.argv),
-                                          init=str(record.get("init") or ""))
+    extra["provenance"] = _fresh_provenance(record, train_data, val_data, model_cfg)
     for epoch in range(start_epoch, train_cfg.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -301,8 +306,20 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
     src = out / "best" if (out / "best.safetensors").exists() else out / "last"
     if rank == 0 and export:
         m, _, meta = load_checkpoint(src)
-        save_checkpoint(export, m, model_cfg, label_cfg, threshold, fp16=True,
-                        extra={k: v for k, v in meta.items() if k not in
-                               ("format", "version", "model", "label", "threshold", "dtype")})
+        extra = {k: v for k, v in meta.items() if k not in ("format", "version", "model", "label", "threshold",
+                                                            "dtype", "trust")}
+        # what it was trained on as this run describes it; the command that trained it, then this one (export)
+        trained_by = command_text(meta.get("provenance", {}).get("command", ""))
+        now = extra["provenance"] = _fresh_provenance(record, train_data, val_data, model_cfg)
+        if trained_by and trained_by != now["command"]:
+            now["command"] = f"{trained_by}; then {now['command']}"
+        # the out-of-distribution guard's reference (trust.py): image-feature statistics of the training frames and
+        # the validation frames' distances to them, from the exported weights
+        trust = fit_feature_statistics(m, train_samples, val_samples)
+        if trust is not None:
+            extra["trust"] = trust
+            log.info("trust statistics: d_ref %.3f (val median %.3f, train median %.3f)", trust["d_ref"],
+                     trust["d_val_median"], trust["d_train_median"])
+        save_checkpoint(export, m, model_cfg, label_cfg, threshold, fp16=True, extra=extra)
         log.info("exported %s (float16) to %s", src, checkpoint_paths(export)[0])
     return checkpoint_paths(src)[0]

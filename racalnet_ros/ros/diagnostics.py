@@ -93,7 +93,8 @@ class NodeDiagnostics:
                           "anchors_total": diagnostics.get("anchors_total", anchors_total),
                           "anchors_kept": diagnostics.get("anchors_kept", anchors_kept),
                           "fallbacks": fallbacks, "scale": diagnostics.get("scale"),
-                          "shift": diagnostics.get("shift")}
+                          "shift": diagnostics.get("shift"),
+                          "recalibration_trust": diagnostics.get("recalibration_trust")}
             if fallbacks:
                 self._counts["fallbacks"] += 1
         if fallbacks:
@@ -149,7 +150,7 @@ class NodeDiagnostics:
                 kv.append((f"latency/{k}", f"{last[k]:.2f}"))
         for k, v in last.get("stages_ms", {}).items():
             kv.append((f"latency/stage/{k}_ms", f"{float(v):.2f}"))
-        for k in ("anchors_total", "anchors_kept", "scale", "shift"):
+        for k in ("anchors_total", "anchors_kept", "scale", "shift", "recalibration_trust"):
             if last.get(k) is not None:
                 kv.append((k, f"{last[k]:.4g}" if isinstance(last[k], float) else str(last[k])))
         if last.get("fallbacks"):

@@ -78,6 +78,7 @@ class RacalnetNode(Node):
                                    + ((cfg.recalibration.checkpoint or "(shipped checkpoint)")
                                       if cfg.recalibration.enabled else "off"))
             self.pipeline = Pipeline.from_config(cfg)
+            self._check_radar_columns()
         except RacalnetError as e:  # checkpoint or prior unavailable, device without CUDA: decided in pipeline.py
             raise StartupError(str(e)) from None
         self._tf_buffer = self._make_tf() if s.extrinsics.use_tf else None
@@ -201,6 +202,16 @@ class RacalnetNode(Node):
             self.diag.log_once_per(2.0, self.get_logger().error, f"frame failed: {type(exc).__name__}: {exc}",
                                    "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
+    def _check_radar_columns(self) -> None:
+        """A checkpoint reading Doppler or power with radar.field.doppler / .power set to '' (the radar has none)
+        cannot work: stop at start with the columns named (features.check_radar_columns)."""
+        from ..recalibration.features import check_radar_columns
+
+        rec = self.pipeline.recalibrator
+        if rec is not None:
+            fields = tuple(k for k, v in self.settings.node.field_map.items() if v)
+            check_radar_columns(rec.cfg.features, fields)
+
     def _extrinsics(self, cloud: PointCloud2, image: Image) -> np.ndarray:
         if self._tf_buffer is None:
             return self.settings.T_cam_radar
@@ -230,7 +241,10 @@ class RacalnetNode(Node):
         if frame.num_radar == 0:
             raise SkipFrame(f"radar cloud is empty (after dropping {nan_dropped} NaN point(s))")
         t1 = time.perf_counter()
-        prepared = self.pipeline.prepare(frame)
+        try:
+            prepared = self.pipeline.prepare(frame)
+        except FrameError as e:  # e.g. a cloud without a radar column the checkpoint reads: this frame only
+            raise SkipFrame(str(e)) from None
         return InFlight(image.header, info, prepared, t0, t1, time.perf_counter())
 
     def _finish(self, job: "InFlight") -> None:

@@ -407,3 +407,14 @@ def test_zero_slop_is_exact_time_matching_with_either_synchroniser(where, ros_no
         assert h.latest("depth/image", off) is None
     finally:
         node.stop()
+
+
+def test_a_checkpoint_reading_doppler_with_no_doppler_field_stops_the_node_naming_the_columns(start_node):
+    """radar.field.doppler '' says the radar has no Doppler; the shipped checkpoint reads it: no substitute, no shifted
+    features, but one FATAL line naming the checkpoint's columns and the missing one."""
+    proc = start_node({**NODE_PARAMS, "recalibration.enabled": True, "radar.field.doppler": ""})
+    rc = proc.wait(timeout=120)
+    out = proc.output()
+    assert rc == 2, out
+    assert "FATAL" in out and "Traceback" not in out, out
+    assert "reads radar columns doppler, power" in out and "missing doppler" in out, out

@@ -69,10 +69,12 @@ class SyntheticDataset(FrameDataset):
         return layout.read_frame(self.root, frame_id, self.radar_fields)
 
     def describe(self) -> dict:
-        """FrameDataset.describe() plus the generator seeds of these frames (they define synthetic frames)."""
+        """FrameDataset.describe() plus the generator seeds of these frames and the SynthConfig fields that differ
+        from the defaults ("generator"): together they define synthetic frames."""
         from ..base import id_ranges
 
-        return {**super().describe(), "seeds": id_ranges(self.seeds[i] for i in self.ids)}
+        changed = {k: v for k, v in self.config.to_dict().items() if v != SynthConfig().to_dict()[k]}
+        return {**super().describe(), "seeds": id_ranges(self.seeds[i] for i in self.ids), "generator": changed}
 
     def split_ids(self, name: str) -> list[str]:
         if name == "full":
