@@ -92,7 +92,8 @@ def _quantiles(values: list[float]) -> tuple[float, float]:
 
 
 def build_pipeline(device: str, fp16: bool, prior_kind: str, prior_dir: Optional[Path], seed: int = 0):
-    """Pipeline with a random-weight small recalibration network, the chosen prior and the default alignment."""
+    """Pipeline with a random-weight small recalibration network (the default point cap), the chosen prior and the
+    default alignment."""
     import torch
 
     from ..metric_depth.aligner import Aligner
@@ -106,7 +107,8 @@ def build_pipeline(device: str, fp16: bool, prior_kind: str, prior_dir: Optional
     cfg.device, cfg.prior.fp16, cfg.align.fp16 = device, fp16, fp16
     torch.manual_seed(seed)
     mcfg = ModelConfig.preset("small")
-    rec = Recalibrator(RecalibrationNet(mcfg), mcfg, device=device)
+    rec = Recalibrator(RecalibrationNet(mcfg), mcfg, device=device,
+                       max_points=cfg.recalibration.max_points)  # the shipped cap (4,096), as the node runs
     if prior_kind == "dav2-small-random":
         prior = DepthAnythingV2Prior.small_random(device=device, fp16=fp16, seed=seed)
     elif prior_kind == "precomputed":

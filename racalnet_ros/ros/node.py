@@ -9,7 +9,7 @@ Parameters: one read-only parameter per key of ros/params.py (the pipeline's key
 and checked by the config module; a bad value stops the node at start with one line naming it.
 Threads: executor callbacks only stamp-check and synchronise (ros/sync.py); a synced set goes to a single-slot
 mailbox (the newest wins, a replaced one is counted as dropped) that the worker drains (ros/overlap.py): with
-pipeline_overlap (default) two threads, stage 1 = convert -> Pipeline.prepare (recalibration network, prior) for
+pipeline_overlap (off by default) two threads, stage 1 = convert -> Pipeline.prepare (recalibration network, prior) for
 frame t+1 while stage 2 = Pipeline.optimize (Metric Depth Optimization) -> publish runs for frame t; without it one
 thread does both in turn. Rates, counters and /diagnostics: ros/diagnostics.py. rclpy Humble or newer.
 """

@@ -78,10 +78,11 @@ class NodeConfig:
                                           "colour bar).")
     colored: ColoredSection = field(default_factory=ColoredSection)
     diagnostics_period: float = setting(1.0, "Seconds between /diagnostics messages.", ge=0.1, le=60.0)
-    pipeline_overlap: bool = setting(True, "Two worker threads: the recalibration network and the prior of frame "
-                                           "t+1 run while frame t is aligned, refined, smoothed and published "
-                                           "(higher output rate, about one stage more latency when the node is "
-                                           "saturated); false = one thread, one frame at a time.")
+    pipeline_overlap: bool = setting(False, "Two worker threads: the recalibration network and the prior of frame "
+                                            "t+1 run while frame t is aligned, refined, smoothed and published "
+                                            "(meant for a GPU prior network; on 2 CPU cores it measured the same "
+                                            "rate with more latency, docs/benchmarks/node.md); false = one thread, "
+                                            "one frame at a time.")
 
     @property
     def field_map(self) -> dict[str, str]:

@@ -172,15 +172,15 @@ def test_outputs_have_the_image_header_and_depth_equals_pipeline(running, spin):
 @pytest.mark.parametrize("overlap", [True, False], ids=["overlap", "serial"])
 def test_outputs_keep_input_order_and_stamps_with_and_without_the_two_stage_overlap(overlap, running, start_node,
                                                                                       ros_node, spin):
-    """pipeline_overlap (default true: stage 1 of frame t+1 while stage 2 of frame t) and false (one thread): every
+    """pipeline_overlap true (stage 1 of frame t+1 while stage 2 of frame t) and false (the default, one thread): every
     output carries its input's stamp, outputs arrive in input order, /diagnostics says which mode runs and reports
     both stages' latencies."""
-    if overlap:
+    if not overlap:
         (proc, h), name = running, "racalnet_node: pipeline"
     else:  # own namespace and name: the module's node keeps running and also reports on /diagnostics
-        proc = start_node({**NODE_PARAMS, "pipeline_overlap": False},
-                          args=("-r", "__ns:=/serial", "-r", "__node:=racalnet_node_serial"))
-        h, name = Harness(ros_node, namespace="/serial"), "racalnet_node_serial: pipeline"
+        proc = start_node({**NODE_PARAMS, "pipeline_overlap": True},
+                          args=("-r", "__ns:=/overlap", "-r", "__node:=racalnet_node_overlap"))
+        h, name = Harness(ros_node, namespace="/overlap"), "racalnet_node_overlap: pipeline"
     image, prior, radar = make_scene(5)
     stamps = [12000.0 + 0.1 * i + (0.05 if overlap else 0.0) for i in range(6)]
     for st in stamps:  # one frame at a time (each until it is out), then a burst the worker may thin out
