@@ -138,7 +138,7 @@ def test_online_a_reachable_hub_downloads_once_into_the_cache(tiny_da, empty_cac
 
 def cli_env(tmp_path, **extra) -> dict:
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf_home"), HF_ENDPOINT=UNREACHABLE, PYTHONPATH=str(ROOT),
-               **extra)
+               PYTHONFAULTHANDLER="1", **extra)
     env.pop("HF_HUB_OFFLINE", None)
     return env
 
@@ -189,7 +189,12 @@ def interrupt_when_loading(cmd: list[str], env: dict, marker: str = "SLOW LOAD S
             out += chunk
         assert marker.encode() in out, out.decode(errors="replace")
         os.killpg(proc.pid, signal.SIGINT)
-        rc = proc.wait(120)
+        try:
+            rc = proc.wait(120)
+        except subprocess.TimeoutExpired:  # say where it hangs: faulthandler (PYTHONFAULTHANDLER) dumps every thread
+            os.killpg(proc.pid, signal.SIGABRT)
+            proc.wait(30)
+            raise AssertionError("no exit 120 s after SIGINT:\n" + (out + proc.stdout.read()).decode(errors="replace"))
         out += proc.stdout.read()
     finally:
         if proc.poll() is None:

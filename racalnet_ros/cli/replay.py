@@ -73,6 +73,7 @@ def main(args) -> int:
     finally:
         executor.shutdown()
         node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        # not `if rclpy.ok(): rclpy.shutdown()`: on SIGINT rclpy's own handler shuts the context down from another
+        # thread, and between the two calls that is a race that ends in an exception (exit code 1)
+        rclpy.try_shutdown()
     return 0

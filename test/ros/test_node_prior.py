@@ -48,6 +48,6 @@ def test_ctrl_c_while_the_node_loads_the_prior_exits_cleanly(tmp_path, ros_domai
                                                           "prior.path": str(tiny), "device": "cpu"})
     script = SLOW_LOAD + "from racalnet_ros.ros.node import main\nsys.exit(main(sys.argv))\n"
     rc, out = interrupt_when_loading([sys.executable, "-c", script, "--ros-args", "--params-file", str(params)],
-                                     offline_env(tmp_path, ros_domain_id))
+                                     {**offline_env(tmp_path, ros_domain_id), "PYTHONFAULTHANDLER": "1"})
     assert rc == 130, out
     assert "interrupted during start-up" in out and "Traceback" not in out, out

@@ -129,14 +129,16 @@ def test_loop_starts_again_with_stamps_jumping_back_and_sigint_stops_it(small_ba
     def looped() -> bool:  # two whole periods arrived, and /clock jumped back
         return len(stamps()) >= 2 * len(period) and any(b < a for a, b in zip(col.clock, col.clock[1:]))
 
+    rc = None
     try:
         ok = spin(ros_node, lambda: looped() or proc.poll() is not None, 300)
         assert proc.poll() is None, "replay --loop exited by itself"
         os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(120) == 0
+        rc = proc.wait(120)
     finally:
         out = stop(proc)
         col.close()
+    assert rc == 0, out
     assert ok, (stamps(), out)
     s = stamps()
     assert s == (period * len(s))[:len(s)], s  # the bag's stamps in order, from the start, again and again
