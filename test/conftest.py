@@ -4,9 +4,16 @@ missing data folder is a failure, elsewhere a skip."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+
+# A suite started in the background by a script (CI runners, `cmd &`) inherits SIGINT *ignored*: POSIX shells do that
+# to background jobs, and an ignored signal stays ignored across exec. The tests that press Ctrl-C on a child process
+# (replay, model loading) need it delivered as in a terminal: give this process, and so every child, the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ASTYX_ROOT = Path(os.environ.get("RACALNET_ASTYX_ROOT", REPO_ROOT.parent / "shared" / "data" / "astyx_hires2019"))

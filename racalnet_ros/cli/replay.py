@@ -70,6 +70,9 @@ def main(args) -> int:
         raise UsageError(str(exc)) from None
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:  # rclpy.RCLError: on SIGINT rclpy's own handler invalidates the context under a publish
+        if rclpy.ok():
+            raise
     finally:
         executor.shutdown()
         node.destroy_node()
