@@ -122,3 +122,61 @@ def test_bad_window_sizes_are_rejected_naming_the_field():
         LabelConfig(conf_window=(4, 3))
     with pytest.raises(ValueError, match="slide_window"):
         LabelConfig(search_window=(5, 5), slide_window=(7, 7))
+
+
+# --- disp_rule="nearest": the smallest move onto a depth-consistent surface --------------------------------------
+NEAREST = LabelConfig(conf_window=(3, 3), n_min=2, tau_min=0.5, alpha=0.05, search_window=(9, 41), slide_window=(3, 3),
+                      disp_rule="nearest")
+
+
+def car_edge(shape=(20, 60), edge_col=30, depth=10.0, background=40.0):
+    """A car at `depth` filling the columns from edge_col rightwards (LiDAR every 2nd column on rows 8-12),
+    background far behind on the left."""
+    D = np.zeros(shape, np.float32)
+    for r in range(8, 13):
+        D[r, 0:edge_col:2] = background
+        D[r, edge_col::2] = depth
+    return D
+
+
+def test_a_point_12px_left_of_a_consistent_car_edge_is_labelled_onto_the_edge():
+    D = car_edge()
+    delta, sup, _ = displacement_labels(np.array([[18.0, 10.0]]), np.array([10.0]), D, NEAREST)
+    assert sup.tolist() == [True]
+    assert abs(18.0 + delta[0, 0] - 30.0) <= 2.0 and delta[0, 1] == 0.0
+    # the densest rule (Eq. 8 as written) takes the nearest of the fullest windows, which lie inside the car
+    old = LabelConfig(**{**NEAREST.to_dict(), "disp_rule": "densest"})
+    delta_old, _, _ = displacement_labels(np.array([[18.0, 10.0]]), np.array([10.0]), D, old)
+    assert 18.0 + delta_old[0, 0] >= 30.0
+
+
+def test_a_point_already_on_a_consistent_surface_stays_even_if_a_denser_one_is_near():
+    # two consistent pixels around the point (passes n_min) and a denser consistent cluster 4 px right
+    D = lidar({(5, 5): 10.0, (5, 6): 10.0, (4, 9): 10.0, (5, 9): 10.0, (6, 9): 10.0, (4, 10): 10.0, (5, 10): 10.0})
+    delta, sup, best = displacement_labels(np.array([[5.0, 5.0]]), np.array([10.0]), D, NEAREST)
+    assert sup.tolist() == [True] and delta[0].tolist() == [0.0, 0.0] and best.tolist() == [2]
+    delta_old, _, _ = displacement_labels(np.array([[5.0, 5.0]]), np.array([10.0]), D,
+                                          LabelConfig(**{**NEAREST.to_dict(), "disp_rule": "densest"}))
+    assert delta_old[0, 0] > 2.0
+
+
+def test_nearest_ignores_windows_below_the_count_and_inconsistent_depths():
+    # one lone consistent pixel 1 px away (below n_min), a wrong-depth pair 2 px away, a consistent pair 6 px away
+    D = lidar({(5, 6): 10.0, (5, 3): 30.0, (5, 2): 30.0, (5, 11): 10.0, (5, 12): 10.0}, shape=(11, 30))
+    delta, sup, best = displacement_labels(np.array([[5.0, 5.0]]), np.array([10.0]), D, NEAREST)
+    # the nearest 3x3 centre holding both (5, 11) and (5, 12) is (5, 11); (5, 10) holds only (5, 11)
+    assert sup.tolist() == [True] and best.tolist() == [2] and delta[0].tolist() == [6.0, 0.0]
+
+
+def test_nearest_without_any_consistent_window_leaves_the_point_unsupervised():
+    D = lidar({(5, 6): 30.0, (5, 7): 30.0})
+    delta, sup, best = displacement_labels(np.array([[5.0, 5.0]]), np.array([10.0]), D, NEAREST)
+    assert sup.tolist() == [False] and np.all(delta == 0)
+
+
+def test_an_unknown_disp_rule_is_rejected_naming_the_field_and_old_configs_read_as_densest():
+    with pytest.raises(ValueError, match="disp_rule"):
+        LabelConfig(disp_rule="closest")
+    d = LabelConfig().to_dict()
+    d.pop("disp_rule")  # a checkpoint written before the field existed
+    assert LabelConfig(**d).disp_rule == "densest"

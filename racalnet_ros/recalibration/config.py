@@ -18,6 +18,9 @@ from ..config import setting
 #: Per-point radar feature groups understood by `features.radar_point_features` (see there for the columns).
 FEATURE_GROUPS = ("xyz", "depth", "uv", "doppler", "power")
 
+#: How Eq. 8 picks the displacement target among the windows W(q) (`LabelConfig.disp_rule`).
+DISP_RULES = ("densest", "nearest")
+
 
 def _from_dict(cls, d: dict[str, Any], what: str):
     """Build dataclass `cls` from a dict; unknown or missing keys raise ValueError naming them."""
@@ -129,7 +132,12 @@ class LabelConfig:
     tau_min (m) and alpha: adaptive threshold tau(d) = max(tau_min, alpha * d) of Eq. 5;
     search_window: the larger neighbourhood S(p) of Eq. 7; slide_window: the sliding window W(q) of Eq. 7-8;
     disp_min_count: a point gets a displacement label only if its best window holds at least this many consistent
-      LiDAR pixels (default: n_min).
+      LiDAR pixels (default: n_min);
+    disp_rule: which window W(q) of Eq. 8 is "best": "densest" (the paper's argmax of the consistent count, ties to
+      the smallest move) or "nearest" (the window nearest to p among those holding >= disp_min_count consistent
+      pixels, i.e. the smallest move onto a surface that Eq. 4 would call consistent; 0 when p is already on one).
+      Measured against the true pixels of synthetic radar returns in docs/results/recalibration.md ("Displacement
+      labels against the truth").
     """
 
     conf_window: tuple[int, int] = (7, 7)
@@ -139,8 +147,11 @@ class LabelConfig:
     search_window: tuple[int, int] = (31, 31)
     slide_window: tuple[int, int] = (7, 7)
     disp_min_count: int | None = None
+    disp_rule: str = "densest"
 
     def __post_init__(self) -> None:
+        if self.disp_rule not in DISP_RULES:
+            raise ValueError(f"LabelConfig.disp_rule: expected one of {DISP_RULES}, got {self.disp_rule!r}")
         self.conf_window = tuple(int(x) for x in self.conf_window)
         self.search_window = tuple(int(x) for x in self.search_window)
         self.slide_window = tuple(int(x) for x in self.slide_window)

@@ -89,15 +89,19 @@ def displacement_labels(uv: np.ndarray, depth: np.ndarray, lidar: np.ndarray, cf
     cand_c = cols[:, None] + du[None, :]
     inside = ((cand_r >= 0) & (cand_r < H))[:, :, None] & ((cand_c >= 0) & (cand_c < W))[:, None, :]
     counts = np.where(inside, counts, -1).astype(np.int64)
-    # ties: smallest displacement from the exact projection, then row-major order (argmax takes the first)
     frac_u = (cols - uv[:, 0])[:, None, None] + du[None, None, :]
     frac_v = (rows - uv[:, 1])[:, None, None] + dv[None, :, None]
     dist2 = frac_u ** 2 + frac_v ** 2                                   # N x ny x nx, < (sh^2 + sw^2)
-    scale = float(sh * sh + sw * sw + 2)
-    key = counts.astype(np.float64) * scale - dist2
+    if cfg.disp_rule == "nearest":
+        # the nearest window that passes the count test; ties to row-major order (argmax takes the first)
+        key = np.where(counts >= cfg.min_disp_count, -dist2, -np.inf)
+    else:
+        # densest window; ties: smallest displacement from the exact projection, then row-major order
+        scale = float(sh * sh + sw * sw + 2)
+        key = counts.astype(np.float64) * scale - dist2
     flat = key.reshape(n, -1).argmax(axis=1)
     iy, ix = np.unravel_index(flat, key.shape[1:])
-    best = counts.reshape(n, -1)[np.arange(n), flat]
+    best = counts.reshape(n, -1)[np.arange(n), flat]  # nearest rule: a passing window exists iff this passes
     delta = np.stack([cols + du[ix] - uv[:, 0], rows + dv[iy] - uv[:, 1]], axis=1).astype(np.float32)
     supervised = best >= cfg.min_disp_count
     delta[~supervised] = 0.0
