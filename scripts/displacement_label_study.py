@@ -29,7 +29,8 @@ for root in sys.argv[1].split(","):
         true = np.asarray(fr.extras["radar_uv_true"], np.float64)[pr.index]
         for r, cfg in rules.items():
             lab = make_labels(pr.uv, pr.depth, lid, cfg)
-            acc[r].append(np.column_stack([pr.uv, true, lab.displacement, lab.disp_mask, lab.confidence, lab.conf_mask]))
+            acc[r].append(np.column_stack([pr.uv, true, lab.displacement, lab.disp_mask, lab.confidence,
+                                           lab.conf_mask]))
     for r in rules:
         a = np.concatenate(acc[r])
         uv, tr, d, m, c, cm = a[:, 0:2], a[:, 2:4], a[:, 4:6], a[:, 6] > 0, a[:, 7], a[:, 8] > 0

@@ -38,7 +38,8 @@ for fr in ds.iter_frames(skip_bad=True):
     a = prep.anchors
     true = np.asarray(fr.extras["radar_uv_true"], np.float32)[a.index]
     ok = np.isfinite(true).all(1)
-    variants = {"full": a, "no-displacement": dataclasses.replace(a, displacement=np.zeros_like(a.uv), uv=a.uv_raw.copy())}
+    variants = {"full": a,
+                "no-displacement": dataclasses.replace(a, displacement=np.zeros_like(a.uv), uv=a.uv_raw.copy())}
     uv = a.uv.copy(); uv[ok] = true[ok]
     variants["oracle-true"] = dataclasses.replace(a, uv=uv, displacement=uv - a.uv_raw)
     for r, cfg in rules.items():
@@ -59,6 +60,7 @@ for n in names:
     s = acc[n].summary()["0-50"]
     out[n] = {"rmse": s["rmse"], "mae": s["mae"],
               "kept_pix_med": float(np.median(np.concatenate(pix[n]))) if pix[n] else float("nan")}
-    print(f"{root.split('/')[-1]} {n:18s} rmse {s['rmse']:.3f} mae {s['mae']:.3f} kept-pixel-err-med {out[n]['kept_pix_med']:.1f}")
+    print(f"{root.split('/')[-1]} {n:18s} rmse {s['rmse']:.3f} mae {s['mae']:.3f} "
+          f"kept-pixel-err-med {out[n]['kept_pix_med']:.1f}")
 print(f"{time.time()-t0:.0f}s", flush=True)
 json.dump(out, open(f"oracle_{root.rstrip('/').split('/')[-1]}_{ckpt.rstrip('/').split('/')[-1]}.json", "w"), indent=1)
