@@ -471,10 +471,12 @@ class AlignConfig:
     min_anchors: int = setting(5, "Below this many anchors only the scale is fitted (an affine fit has 2 unknowns).",
                                ge=2)
     use_previous_fit: bool = setting(True, "Reuse the previous frame's global fit when a frame has no usable anchor.")
-    anchor_weights: str = setting("threshold", "Which anchors enter the global and local fits and how: threshold = the "
-                                               "kept anchors (confidence >= recalibration.threshold), equal weights "
-                                               "(the paper); confidence = every anchor the network evaluated, "
-                                               "weighted by its confidence (Eq. 11 and 14 as weighted least squares).",
+    anchor_weights: str = setting("confidence", "Which anchors enter the global and local fits and how: "
+                                                "confidence = every anchor the network evaluated, weighted by its "
+                                                "confidence (Eq. 11 and 14 as weighted least squares; chosen on "
+                                                "synthetic validation frames, docs/metric_depth.md); threshold = "
+                                                "the kept anchors (confidence >= recalibration.threshold), equal "
+                                                "weights (the paper).",
                                   choices=ANCHOR_WEIGHTS)
     fp16: bool = setting(False, "Per-pixel maps of the whole alignment in float16 on CUDA (anchor sums and 2 x 2 "
                                 "solves stay float64, memberships float32; CPU stays float32); see "

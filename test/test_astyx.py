@@ -57,12 +57,13 @@ def test_radar_forward_axis_is_camera_optical_axis(astyx_root):
 
 def test_splits_and_prior(astyx_root):
     ds = open_dataset("astyx", str(astyx_root), prior_dir="mono_fastdepth")
-    assert ds.split_ids("train")[:2] == ["000000", "000001"] and ds.split_ids("train")[-1] == "000079"
-    assert all(80 <= int(i) <= 99 for i in ds.split_ids("val"))
+    assert ds.split_ids("train")[:2] == ["000000", "000001"] and ds.split_ids("train")[-1] == "000069"
+    assert [int(i) for i in ds.split_ids("val")] == list(range(70, 80))      # choosing the epoch and threshold
+    assert [int(i) for i in ds.split_ids("test")] == list(range(80, 100))    # never seen in training or selection
     assert set(ds.split_ids("full")) == set(ds.ids)
     with pytest.raises(KeyError):
         ds.split_ids("nope")
-    f = ds.split("val").load("000080")
+    f = ds.split("test").load("000080")
     assert f.prior.shape == (618, 2048) and f.prior.dtype == np.float32
 
 
@@ -70,7 +71,7 @@ def test_any_frame_ids_in_the_layout_are_found(astyx_root, tmp_path):
     copy_frames(astyx_root, tmp_path, ["000003", "000004"], rename={"000004": "000123"})
     ds = AstyxDataset(tmp_path)
     assert ds.ids == ["000003", "000123"]
-    assert ds.split_ids("test") == ["000123"] and ds.split_ids("train") == ["000003"]
+    assert ds.split_ids("test") == ["000123"] and ds.split_ids("train") == ["000003"]   # 123: beyond 0-99
     assert ds.load("000123").frame_id == "000123"
 
 
@@ -156,7 +157,7 @@ def test_dataset_json_paths_are_followed(astyx_root, tmp_path):
 def test_the_dataset_describes_itself_for_checkpoint_provenance(astyx_root):
     from racalnet_ros.datasets.astyx import AstyxDataset
     from racalnet_ros.datasets.base import id_ranges
-    d = AstyxDataset(astyx_root, load_lidar=False).split("val").describe()
+    d = AstyxDataset(astyx_root, load_lidar=False).split("test").describe()
     assert (d["dataset"], d["real"], d["frames"], d["n_frames"]) == ("astyx", True, "000080-000099", 20)
     assert "6455" in d["sensor"] and d["root"] == str(astyx_root)
     assert id_ranges(["000001", "000002", "000004", "x", "7", "8"]) == "000001-000002,000004,x,7-8"

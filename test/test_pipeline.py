@@ -204,7 +204,8 @@ def test_confidence_weighting_fits_every_evaluated_anchor_by_its_confidence():
     frame, gt = scene_frame(outlier_frac=0.3)
     cfg = PipelineConfig.from_flat({"align.anchor_weights": "confidence"})
     soft = Pipeline(SoftScreen(), FramePrior(), Aligner(cfg.align, cfg.refine, cfg.smooth), cfg).run(frame)
-    hard = Pipeline(SoftScreen(), FramePrior(), Aligner(), PipelineConfig()).run(frame)
+    hcfg = PipelineConfig.from_flat({"align.anchor_weights": "threshold"})
+    hard = Pipeline(SoftScreen(), FramePrior(), Aligner(hcfg.align, hcfg.refine, hcfg.smooth), hcfg).run(frame)
     # the hard threshold keeps no anchor: no fit; the weighted fit uses all of them and the outliers barely count
     assert hard.diagnostics["anchors_kept"] == 0 and "no_anchors" in " ".join(hard.diagnostics["fallbacks"])
     assert soft.diagnostics["anchors_used"] > 0 and rel_err(soft.depth, gt) < 0.05

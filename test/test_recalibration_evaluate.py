@@ -67,7 +67,7 @@ def test_evaluate_anchors_command_prints_three_rows_and_writes_json(astyx_root, 
     cfg = ModelConfig.preset("tiny")
     save_checkpoint(tmp_path / "tiny", RecalibrationNet(cfg), cfg, threshold=0.5)
     out = tmp_path / "anchors.json"
-    rc = racalnet(["evaluate-anchors", "--dataset", "astyx", "--root", str(astyx_root), "--split", "val",
+    rc = racalnet(["evaluate-anchors", "--dataset", "astyx", "--root", str(astyx_root), "--split", "test",
                    "--ids", "000080,000081", "--checkpoint", str(tmp_path / "tiny.safetensors"),
                    "--sweep", "0,2", "--json", str(out)])
     assert rc == 0

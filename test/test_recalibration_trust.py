@@ -81,6 +81,8 @@ def test_a_frame_whose_features_are_far_from_the_training_statistics_keeps_at_le
     assert ratio > 2.0 and trust == 0.0
     assert a.kept.mean() >= 0.9 and a.kept.sum() > plain.kept.sum()
     np.testing.assert_array_equal(a.uv, a.uv_raw)  # no displacement either: the raw projections
+    finite = np.isfinite(a.confidence)            # and equal weights under align.anchor_weights: confidence
+    assert finite.any() and np.all(a.confidence[finite] == 1.0)
 
 
 def test_partial_trust_relaxes_the_threshold_in_proportion(guarded):
@@ -92,7 +94,9 @@ def test_partial_trust_relaxes_the_threshold_in_proportion(guarded):
     rec = Recalibrator.from_checkpoint(path, trust_margin=2.0 * (r - 1.0))  # trust 0.5 for this frame
     a = rec.recalibrate(frame)
     assert rec.last_trust[0] == pytest.approx(0.5)
-    np.testing.assert_array_equal(a.kept, a.confidence >= 0.5 * threshold)
+    net = Recalibrator.from_checkpoint(path, trust_margin=0.0).recalibrate(frame).confidence   # the network's own
+    np.testing.assert_array_equal(a.kept, net >= 0.5 * threshold)
+    np.testing.assert_allclose(a.confidence, 1.0 - 0.5 * (1.0 - net), rtol=1e-6)   # weights halfway to equal
 
 
 def test_the_pipeline_reports_trust_and_flags_a_distrusted_frame(guarded):

@@ -4,7 +4,7 @@ and docs/bags.md.
 
     racalnet bag-from-dataset --dataset synthetic --root data/synth --out synth_bag --max-frames 10
     racalnet bag-from-dataset --dataset synthetic --generate 10 --seed 0 --out synth_bag      # no folder needed
-    racalnet bag-from-dataset --dataset astyx --root ../shared/data/astyx_hires2019 --split val --out astyx_bag \
+    racalnet bag-from-dataset --dataset astyx --root ../shared/data/astyx_hires2019 --split test --out astyx_bag \
         --storage mcap
 """
 

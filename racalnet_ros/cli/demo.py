@@ -4,7 +4,7 @@
    (it always ships; a missing one stops the demo at once with one line, as every command does);
 2. a rosbag2 of the frames: synthetic (default; racalnet_ros.datasets.synthetic, --frames frames of --width x
    --height, with the generator's simulated prior) or, with `--dataset astyx` / `--real`, the shared real Astyx
-   HiRes2019 frames (--frames, default the validation frames 80-99) with their precomputed FastDepth priors;
+   HiRes2019 frames (--frames, default the test frames 80-99) with their precomputed FastDepth priors;
 3. racalnet_node as a subprocess (own process group) and the bag replayed to it on loopback DDS with its own
    ROS_DOMAIN_ID, lockstep (one frame, wait for its depth, next) so every frame is scored whatever the CPU;
 4. the node's outputs recorded to a bag and scored against the bag's LiDAR with the paper's metrics, next to the
@@ -33,7 +33,7 @@ from ..errors import UsageError
 HELP = ("end-to-end demo: synthetic (or, with --real, real Astyx) bag -> racalnet_node on loopback DDS -> recorded "
         "outputs -> metrics + PNG report")
 
-#: the real demo's frames: the Astyx validation frames (never used to train or select anything shipped)
+#: the real demo's frames: the Astyx test frames (never used to train or select anything shipped)
 ASTYX_DEMO_FRAMES = "80-99"
 
 log = logging.getLogger("racalnet.demo")
@@ -53,7 +53,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default=None, help="output folder (default: runs/demo-<UTC time>)")
     p.add_argument("--frames", default=None,
                    help=f"synthetic: number of frames (default 12); astyx: frame numbers, e.g. 80-99 or 80,85,90 "
-                        f"(default {ASTYX_DEMO_FRAMES}, the validation frames)")
+                        f"(default {ASTYX_DEMO_FRAMES}, the test frames)")
     p.add_argument("--seed", type=int, default=1000, help="first synthetic seed (frames use seed .. seed+frames-1)")
     p.add_argument("--width", type=int, default=640, help="synthetic image width")
     p.add_argument("--height", type=int, default=480, help="synthetic image height")
@@ -260,9 +260,10 @@ def limits(dataset: str, rows: dict, stats: dict, ckpt: Path | None) -> list[str
         out.append(
             f"- **The checkpoint was trained on synthetic data only** (`{ckpt.name}`). On these real frames "
             f"recalibration changes the 0-80 m RMSE from {raw:.2f} m (raw radar) to {full:.2f} m ({change:+.0f}%): it "
-            f"{verdict} here. To train on real data: `racalnet train --dataset astyx` (frames 0-79, "
-            "docs/recalibration.md) or on your own recording (docs/bags.md, \"Train on your own robot\").")
-    out.append(f"- These are Astyx validation frames (80-99): nothing shipped was trained or selected on them. "
+            f"{verdict} here. To train on real data: `racalnet train --dataset astyx` (trains on frames 0-69, "
+            "selects on 70-79, docs/recalibration.md) or on your own recording (docs/bags.md, \"Train on your own "
+            "robot\").")
+    out.append(f"- These are Astyx test frames (80-99): nothing shipped was trained or selected on them. "
                f"{stats['frames']} frame(s) is a small sample; read differences of a few percent as noise.")
     return out
 

@@ -28,7 +28,9 @@ def add_arguments(p) -> None:
                    help="network size (default small; with --init: the checkpoint's network)")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="fine-tune: start from this checkpoint's weights and network (--input-width may change; a "
-                        "different --preset is refused)")
+                        "different --preset is refused). Default for real data (astyx, zju, bag): the shipped "
+                        "synthetic checkpoint when it matches (its preset, the radar's columns), else from scratch; "
+                        "'none' = from scratch")
     p.add_argument("--labels", default=None, metavar="PRESET",
                    help="label windows (Eq. 4-8): astyx | zju | synthetic (LABEL_DEFAULTS) or auto (measured from the "
                         "LiDAR's density in the first frames); default: the dataset's preset, auto for a bag")
@@ -61,7 +63,12 @@ def add_arguments(p) -> None:
     p.add_argument("--no-val", action="store_true")
     p.add_argument("--prep-workers", type=int, default=1,
                    help="processes preparing samples (frame loading / synthetic generation + labels), once per run")
-    p.add_argument("--threshold", type=float, default=0.5, help="confidence threshold stored in the checkpoint")
+    p.add_argument("--threshold", default="auto", metavar="auto|T",
+                   help="confidence threshold stored in the checkpoints; auto (default): chosen on the validation "
+                        "frames at every epoch by the rule fixed in advance, the highest precision keeping at least "
+                        "--min-kept of the points (0.5 with --no-val)")
+    p.add_argument("--min-kept", type=float, default=0.3, metavar="SHARE",
+                   help="the share of points the auto threshold keeps at least (default 0.3)")
     p.add_argument("--export", default=None, help="also write the best weights as float16 to this checkpoint path")
     add_bag_options(p)
 
@@ -148,6 +155,62 @@ def radar_features(model_cfg, train_data, args, init: bool):
     return model_cfg
 
 
+def threshold_arg(args):
+    """--threshold: None for auto, else a float in [0, 1]; --min-kept in (0, 1]."""
+    if not 0.0 < args.min_kept <= 1.0:
+        raise UsageError(f"--min-kept {args.min_kept}: a share in (0, 1]")
+    if str(args.threshold).lower() == "auto":
+        return None
+    try:
+        t = float(args.threshold)
+    except ValueError:
+        t = -1.0
+    if not 0.0 <= t <= 1.0:
+        raise UsageError(f"--threshold {args.threshold}: auto or a number in [0, 1]")
+    return t
+
+
+REAL_DATASETS = ("astyx", "zju", "bag")
+
+
+def default_init(args, train_data):
+    """The checkpoint a run starts from (issue 9: fine-tuning the shipped synthetic checkpoint is the default on real
+    data when it matches). --init PATH: that one; --init none, synthetic data, --pretrained: from scratch (None);
+    otherwise the shipped checkpoint when its preset is the one asked for and the data's radar has the columns its
+    features use, else None, with one log line saying why."""
+    import logging
+
+    from ..recalibration import default_checkpoint
+    from ..recalibration.checkpoint import preset_of, read_config
+    from ..recalibration.config import ModelConfig
+
+    if args.init is not None:
+        return None if args.init.lower() == "none" else args.init
+    if args.dataset not in REAL_DATASETS or args.pretrained:
+        return None
+    log = logging.getLogger("racalnet.train")
+    shipped = default_checkpoint()
+    if not shipped.is_file():
+        log.info("init: no shipped checkpoint at %s: training from scratch", shipped)
+        return None
+    cfg = ModelConfig.from_dict(read_config(shipped)["model"])
+    if args.preset and preset_of(cfg) != args.preset:
+        log.info("init: the shipped checkpoint is preset %s, not %s: training from scratch", preset_of(cfg),
+                 args.preset)
+        return None
+    frame = None
+    if not (train_data is None or isinstance(train_data, (str, Path, list))):
+        frame = next(iter(train_data.iter_frames(skip_bad=True)), None)
+    lacking = [g for g in ("doppler", "power") if frame is not None and g in cfg.features
+               and g not in frame.radar_fields]
+    if lacking:
+        log.info("init: the shipped checkpoint uses radar %s, which this radar lacks: training from scratch",
+                 " and ".join(lacking))
+        return None
+    log.info("init: fine-tuning the shipped checkpoint %s (--init none trains from scratch)", shipped)
+    return str(shipped)
+
+
 def main(args) -> int:
     import hashlib
     import json
@@ -162,10 +225,12 @@ def main(args) -> int:
     if args.threads is not None:
         from ..config import PipelineConfig
         apply_cpu_threads(PipelineConfig.from_flat({"cpu_threads": args.threads}).cpu_threads)
-    if args.init and args.resume:
+    explicit_init = args.init is not None and args.init.lower() != "none"
+    if explicit_init and args.resume:
         raise UsageError("--init and --resume: choose one (a resumed run continues from its own last state)")
-    if args.init and args.pretrained:
+    if explicit_init and args.pretrained:
         raise UsageError("--init and --pretrained: choose one (--init brings its own weights)")
+    threshold = threshold_arg(args)
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
     saved = load_run_config(args.out) if args.resume else None
     train_data = open_split(args, "train")
@@ -181,6 +246,7 @@ def main(args) -> int:
         model_cfg, label_cfg, train_cfg = saved
         train_cfg = with_values(train_cfg, {k: v for k, v in given.items() if k == "epochs"})
     else:
+        args.init = default_init(args, train_data)
         if args.init:
             model_cfg = init_model_config(args.init, ModelConfig.preset(args.preset) if args.preset else None,
                                           args.input_width)
@@ -195,7 +261,7 @@ def main(args) -> int:
         label_cfg = label_config(args, train_data)
         train_cfg = with_values(TrainConfig(), given)
     fit(model_cfg, label_cfg, train_cfg, args.out, train_data, open_split(args, "val"),
-        device=args.device, resume=args.resume, max_minutes=args.max_minutes, threshold=args.threshold,
-        export=args.export, prep_workers=args.prep_workers, tag=tag, record=record,
+        device=args.device, resume=args.resume, max_minutes=args.max_minutes, threshold=threshold,
+        min_kept=args.min_kept, export=args.export, prep_workers=args.prep_workers, tag=tag, record=record,
         init=args.init if saved is None else None)
     return 0

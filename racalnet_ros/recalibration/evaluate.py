@@ -145,3 +145,27 @@ def label_metrics(conf_prob: np.ndarray, conf_label: np.ndarray, conf_mask: np.n
             "val_precision": float((y & k).sum() / max(k.sum(), 1)),
             "val_recall": float((y & k).sum() / max(y.sum(), 1)),
             "val_kept_frac": float(k.mean()) if k.size else float("nan")}
+
+
+#: candidate thresholds of the selection rule (`select_threshold`)
+THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))   # 0.05 ... 0.95
+
+
+def select_threshold(conf_prob: np.ndarray, conf_label: np.ndarray, conf_mask: np.ndarray, min_kept: float = 0.3,
+                     grid=THRESHOLD_GRID) -> tuple[float, dict[str, float]]:
+    """The confidence threshold by the rule fixed in advance (issue 9, must-have 5): on validation points, the grid
+    threshold with the highest precision (consistent / judgeable among kept points, Eq. 4 labels) that keeps at least
+    `min_kept` of all points; ties go to the lower threshold (more points kept). When no threshold keeps that many
+    (a network confident of nothing), the lowest grid value. Returns (threshold, label_metrics at it)."""
+    p = np.asarray(conf_prob, np.float64)
+    best, best_prec = float(grid[0]), -1.0
+    for t in grid:
+        kept = p >= t
+        if p.size == 0 or kept.mean() < min_kept:
+            continue
+        prec = label_metrics(p, conf_label, conf_mask, t)["val_precision"]
+        if prec > best_prec + 1e-12:
+            best, best_prec = float(t), prec
+    m = label_metrics(p, conf_label, conf_mask, best)
+    m["val_kept_all"] = float((p >= best).mean()) if p.size else float("nan")
+    return best, m

@@ -29,8 +29,10 @@ class Recalibrator:
       coverage-first subset of max_points is chosen (subsample.grid_subsample); the other points are not evaluated:
       confidence NaN, displacement 0, never kept (not used as anchors, whatever the screening setting).
     trust_stats / trust_margin: the out-of-distribution guard (trust.py): for a frame whose image features are far
-      from the checkpoint's training statistics, keep a point when confidence >= trust x threshold and move it by
-      trust x displacement (trust 0: the raw projections). No statistics or margin 0: always trusted.
+      from the checkpoint's training statistics, keep a point when confidence >= trust x threshold, move it by
+      trust x displacement and report its confidence as 1 - trust x (1 - confidence), the weight of
+      align.anchor_weights: confidence (trust 0: the raw projections, all kept, equal weights). No statistics or
+      margin 0: always trusted.
       `last_trust` holds (trust, distance / d_ref) of the last frame (1.0, NaN without statistics).
     """
 
@@ -113,6 +115,8 @@ class Recalibrator:
         disp = disp * trust if self.use_displacement else np.zeros_like(disp)
         # NaN: left out by the cap; a distrusted frame keeps more (trust 0: every evaluated point)
         kept = conf >= trust * self.threshold if self.use_screening else np.isfinite(conf)
+        if trust < 1.0:  # ... and weighs its points more alike (align.anchor_weights: confidence; trust 0: all 1)
+            conf = 1.0 - trust * (1.0 - conf)
         uv_raw = pr.uv.astype(np.float32)
         return RadarAnchors(pr.index.astype(np.int64), uv_raw, disp, uv_raw + disp, pr.depth.astype(np.float32),
                             conf, kept)

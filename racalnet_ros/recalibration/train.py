@@ -32,7 +32,7 @@ from .checkpoint import (checkpoint_paths, command_text, describe_data, load_che
                          save_checkpoint, utc_now)
 from .config import LabelConfig, ModelConfig, TrainConfig
 from .data import RecalibrationSamples, cache_key, collate_samples, prepare_dataset, prepare_samples
-from .evaluate import label_metrics
+from .evaluate import label_metrics, select_threshold
 from .loss import recalibration_loss
 from .model import RecalibrationNet
 from .trust import fit_feature_statistics
@@ -116,7 +116,10 @@ def _to(batch: dict, device) -> dict:
 
 
 @torch.no_grad()
-def validate(model, samples, model_cfg, batch_size, device, disp_weight, threshold) -> dict[str, float]:
+def validate(model, samples, model_cfg, batch_size, device, disp_weight, threshold: Optional[float],
+             min_kept: float = 0.3) -> dict[str, float]:
+    """Validation loss and label-space metrics. `threshold` None: chosen here by `select_threshold` (the highest
+    precision keeping >= min_kept of the points), reported as "threshold"."""
     if not samples:
         return {}
     model.eval()
@@ -134,7 +137,12 @@ def validate(model, samples, model_cfg, batch_size, device, disp_weight, thresho
         dm = batch["disp_mask"]
         derr.append(((disp - batch["disp_label"])[dm] * model_cfg.disp_norm).norm(dim=-1).cpu().numpy())
         draw.append((batch["disp_label"][dm] * model_cfg.disp_norm).norm(dim=-1).cpu().numpy())
-    m = label_metrics(np.concatenate(probs), np.concatenate(labels), np.concatenate(masks), threshold)
+    probs, labels, masks = np.concatenate(probs), np.concatenate(labels), np.concatenate(masks)
+    if threshold is None:    # the rule fixed in advance, on these validation points (evaluate.select_threshold)
+        threshold, m = select_threshold(probs, labels, masks, min_kept)
+    else:
+        m = label_metrics(probs, labels, masks, threshold)
+    m["threshold"] = float(threshold)
     m["val_loss"] = float(np.mean(losses))
     derr, draw = np.concatenate(derr), np.concatenate(draw)
     m["val_disp_err_px"] = float(derr.mean()) if derr.size else float("nan")
@@ -177,16 +185,19 @@ def train_one_epoch(model, loader, optimizer, train_cfg: TrainConfig, device, ep
 
 def fit(model_cfg: ModelConfig, label_cfg: LabelConfig, train_cfg: TrainConfig, run_dir: str | Path,
         train_data: Data, val_data: Data = None, *, device: str = "cpu", resume: bool = False,
-        max_minutes: Optional[float] = None, threshold: float = 0.5, export: Optional[str | Path] = None,
-        prep_workers: int = 1, tag: str = "", record: Optional[dict[str, Any]] = None,
-        init: Optional[str | Path] = None) -> Path:
+        max_minutes: Optional[float] = None, threshold: Optional[float] = None, min_kept: float = 0.3,
+        export: Optional[str | Path] = None, prep_workers: int = 1, tag: str = "",
+        record: Optional[dict[str, Any]] = None, init: Optional[str | Path] = None) -> Path:
     """Train RecalibrationNet(model_cfg) on `train_data` with labels from `label_cfg`, into `run_dir`
     (config.json, metrics.csv, last / best checkpoints, last_state.pt, cache/). Under torchrun each process calls it
     (DistributedDataParallel; rank 0 writes). `resume` continues from last_state.pt; `max_minutes` stops cleanly
     after the batch that passes it and saves; `export` also writes the best weights as float16 to that checkpoint
     path. `tag` distinguishes cached samples of different sources (e.g. "synthetic:ROOT"); `record` goes into
     config.json and the checkpoints' metadata. `init`: fine-tune, starting from that checkpoint's weights (its
-    network must be `model_cfg` up to the working width: `init_model_config`). Returns the best checkpoint
+    network must be `model_cfg` up to the working width: `init_model_config`). `threshold`: the confidence threshold
+    stored in every checkpoint; None chooses it on the validation frames at every epoch by the rule fixed in advance
+    (evaluate.select_threshold: the highest precision keeping >= `min_kept` of the points; 0.5 without validation
+    frames). Returns the best checkpoint
     (.safetensors; last when no validation improved). TrainError when training cannot run."""
     distributed, rank, world = _dist_info()
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -199,15 +210,15 @@ def fit(model_cfg: ModelConfig, label_cfg: LabelConfig, train_cfg: TrainConfig, 
             device = f"cuda:{local}"
     try:
         return _fit(model_cfg, label_cfg, train_cfg, Path(run_dir), train_data, val_data, torch.device(device),
-                    resume, max_minutes, threshold, export, prep_workers, tag, dict(record or {}), rank, world,
-                    distributed, init)
+                    resume, max_minutes, threshold, min_kept, export, prep_workers, tag, dict(record or {}), rank,
+                    world, distributed, init)
     finally:
         if distributed:
             dist.destroy_process_group()
 
 
 def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, device, resume, max_minutes, threshold,
-         export, prep_workers, tag, record, rank, world, distributed, init=None) -> Path:
+         min_kept, export, prep_workers, tag, record, rank, world, distributed, init=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "last_state.pt"
     if rank == 0 and not (resume and (out / "config.json").is_file()):
@@ -279,7 +290,8 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
                "elapsed_s": time.time() - t0}
         if rank == 0:
             row.update(validate(core, val_samples, model_cfg, train_cfg.batch_size, device, train_cfg.disp_weight,
-                                threshold))
+                                threshold, min_kept))
+            thr = row.get("threshold", 0.5 if threshold is None else threshold)
             new = not csv_path.exists()
             with csv_path.open("a", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(row))
@@ -290,11 +302,11 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
                                                          for k, v in row.items()))
             meta = dict(extra, epoch=epoch + 1)
             meta["provenance"] = dict(extra["provenance"], date=utc_now())
-            save_checkpoint(out / "last", core, model_cfg, label_cfg, threshold, extra=meta)
+            save_checkpoint(out / "last", core, model_cfg, label_cfg, thr, extra=meta)
             score = row.get("val_loss", row["loss"])
             if score < best:
                 best = score
-                save_checkpoint(out / "best", core, model_cfg, label_cfg, threshold, extra=meta)
+                save_checkpoint(out / "best", core, model_cfg, label_cfg, thr, extra=meta)
             torch.save({"epoch": epoch, "optimizer": optim.state_dict(), "scheduler": sched.state_dict(),
                         "best": best}, state_path)
         if distributed:
@@ -320,6 +332,6 @@ def _fit(model_cfg, label_cfg, train_cfg, out: Path, train_data, val_data, devic
             extra["trust"] = trust
             log.info("trust statistics: d_ref %.3f (val median %.3f, train median %.3f)", trust["d_ref"],
                      trust["d_val_median"], trust["d_train_median"])
-        save_checkpoint(export, m, model_cfg, label_cfg, threshold, fp16=True, extra=extra)
+        save_checkpoint(export, m, model_cfg, label_cfg, float(meta["threshold"]), fp16=True, extra=extra)
         log.info("exported %s (float16) to %s", src, checkpoint_paths(export)[0])
     return checkpoint_paths(src)[0]

@@ -85,7 +85,7 @@ def test_the_real_demo_on_astyx_validation_frames_reports_what_limits_its_number
     # the weak prior: even fitted to the LiDAR itself it is metres off (RMSE in mm)
     assert rows["prior fitted to the LiDAR itself (one affine map per frame)"] > 2000
     for phrase in ("**The prior is weak.** FastDepth", "**The ground truth is one VLP-16 sweep**",
-                   "**The checkpoint was trained on synthetic data only**", "These are Astyx validation frames (80-99)"):
+                   "**The checkpoint was trained on synthetic data only**", "These are Astyx test frames (80-99)"):
         assert phrase in text
     assert "input_bag" in text and not any(p.suffix == ".jpg" for p in out.rglob("*"))  # a bag, no copied files
     pngs = re.findall(r"\]\((frame_[^)]+\.png)\)", text)
