@@ -94,6 +94,11 @@ def open_split(args, which: str):
                         **dataset_kwargs(args))
 
 
+def has_frames(data) -> bool:
+    """Whether `data` (what open_split returns) is a FrameDataset, not None or a prepared-samples file."""
+    return not (data is None or isinstance(data, (str, Path, list)))
+
+
 def label_config(args, train_data):
     """--labels / --label over the defaults (the dataset's preset; for a bag, measured from its LiDAR)."""
     import logging
@@ -104,7 +109,7 @@ def label_config(args, train_data):
 
     name = args.labels or ("auto" if args.dataset == "bag" else args.dataset)
     if name == "auto":
-        if train_data is None or isinstance(train_data, (str, Path, list)):
+        if not has_frames(train_data):
             raise UsageError("--labels auto: needs frames (not --train-cache)")
         cfg, how = default_label_config(train_data, measure=True)
     elif name in LABEL_DEFAULTS:
@@ -136,7 +141,7 @@ def radar_features(model_cfg, train_data, args, init: bool):
                 f.strip() for f in args.features.split(",") if f.strip()]})
         except ValueError as exc:
             raise UsageError(f"--features: {exc}") from None
-    if train_data is None or isinstance(train_data, (str, Path, list)) or not len(train_data):
+    if not has_frames(train_data) or not len(train_data):
         return model_cfg
     frame = next(iter(train_data.iter_frames(skip_bad=True)), None)
     if frame is None:
@@ -198,9 +203,7 @@ def default_init(args, train_data):
         log.info("init: the shipped checkpoint is preset %s, not %s: training from scratch", preset_of(cfg),
                  args.preset)
         return None
-    frame = None
-    if not (train_data is None or isinstance(train_data, (str, Path, list))):
-        frame = next(iter(train_data.iter_frames(skip_bad=True)), None)
+    frame = next(iter(train_data.iter_frames(skip_bad=True)), None) if has_frames(train_data) else None
     lacking = [g for g in ("doppler", "power") if frame is not None and g in cfg.features
                and g not in frame.radar_fields]
     if lacking:
