@@ -185,6 +185,7 @@ def default_init(args, train_data):
     features use, else None, with one log line saying why."""
     import logging
 
+    from ..frame import RADAR_OPTIONAL
     from ..recalibration import default_checkpoint
     from ..recalibration.checkpoint import preset_of, read_config
     from ..recalibration.config import ModelConfig
@@ -204,7 +205,7 @@ def default_init(args, train_data):
                  args.preset)
         return None
     frame = next(iter(train_data.iter_frames(skip_bad=True)), None) if has_frames(train_data) else None
-    lacking = [g for g in ("doppler", "power") if frame is not None and g in cfg.features
+    lacking = [g for g in RADAR_OPTIONAL if frame is not None and g in cfg.features
                and g not in frame.radar_fields]
     if lacking:
         log.info("init: the shipped checkpoint uses radar %s, which this radar lacks: training from scratch",
